@@ -1,0 +1,1 @@
+"""Kernels of the default domain (ai.onnx), one module per operator family."""

@@ -1,0 +1,115 @@
+"""The operator registry: (domain, op_type) -> kernels by since-version.
+
+A kernel is a plain function: inputs positional (``None`` for an omitted optional input),
+attributes keyword-only with the ONNX defaults in the signature. A *factory* kernel instead
+receives a :class:`NodeInfo` plus the attributes once, at session creation, and returns the
+function to run; costly setup (tree arrays, reshaped weights, attribute parsing that depends on
+the number of outputs) happens there, never per run.
+
+Lookup takes the kernel with the highest ``since`` that is <= the model's opset for the domain,
+so a kernel is registered again only when the operator's semantics change.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Kernel", "NodeInfo", "register", "lookup", "registered_ops", "DEFAULT_DOMAIN"]
+
+DEFAULT_DOMAIN = ""
+_DOMAIN_ALIASES = {"ai.onnx": ""}
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """What a factory kernel may know about its node at session creation."""
+
+    name: str
+    op_type: str
+    domain: str
+    opset: int
+    num_inputs: int
+    num_outputs: int
+    # ONNX TypeProto of each input/output when known (None where unknown).
+    input_types: tuple[Any, ...] = ()
+    output_types: tuple[Any, ...] = ()
+    # Inputs whose value is fixed in the model (initializers, Constant outputs), by position.
+    constant_inputs: dict[int, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Kernel:
+    op_type: str
+    domain: str
+    since: int
+    fn: Callable[..., Any]
+    factory: bool
+    # Attribute names the kernel understands; None means it takes **kwargs (anything).
+    attributes: frozenset[str] | None
+    # Extra, declared needs: e.g. graph-valued attributes (If/Loop/Scan bodies).
+    subgraph_attributes: tuple[str, ...] = ()
+
+
+_REGISTRY: dict[tuple[str, str], list[Kernel]] = {}
+
+
+def _attribute_names(fn: Callable[..., Any]) -> frozenset[str] | None:
+    names = set()
+    for p in inspect.signature(fn).parameters.values():
+        if p.kind is inspect.Parameter.VAR_KEYWORD:
+            return None
+        if p.kind is inspect.Parameter.KEYWORD_ONLY:
+            names.add(p.name)
+    return frozenset(names)
+
+
+def register(
+    op_type: str,
+    since: int | tuple[int, ...] = 1,
+    domain: str = DEFAULT_DOMAIN,
+    *,
+    factory: bool = False,
+    subgraphs: tuple[str, ...] = (),
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator registering ``fn`` for ``op_type`` from opset ``since`` on.
+
+    ``since`` may be a tuple when one implementation serves several since-versions whose
+    differences it handles itself (e.g. an input that became optional).
+    """
+
+    domain = _DOMAIN_ALIASES.get(domain, domain)
+    versions = since if isinstance(since, tuple) else (since,)
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        attrs = _attribute_names(fn)
+        for v in versions:
+            entries = _REGISTRY.setdefault((domain, op_type), [])
+            if any(k.since == v for k in entries):
+                raise ValueError(f"{domain or 'ai.onnx'}::{op_type} since {v} registered twice")
+            entries.append(Kernel(op_type, domain, v, fn, factory, attrs, tuple(subgraphs)))
+            entries.sort(key=lambda k: k.since)
+        return fn
+
+    return deco
+
+
+def lookup(domain: str, op_type: str, opset: int) -> Kernel | None:
+    """The kernel serving ``op_type`` at ``opset``: highest since-version <= opset."""
+    entries = _REGISTRY.get((_DOMAIN_ALIASES.get(domain, domain), op_type))
+    if not entries:
+        return None
+    best = None
+    for k in entries:
+        if k.since <= opset:
+            best = k
+    return best
+
+
+def registered_ops() -> dict[tuple[str, str], list[Kernel]]:
+    """A snapshot of the registry (for coverage tables and tests)."""
+    return {key: list(v) for key, v in _REGISTRY.items()}

@@ -1,0 +1,82 @@
+"""Load a model from a path, bytes or ModelProto, and refuse what is not a valid ONNX model."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import ModelProto
+
+from onnxpy.errors import InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuchFile
+
+__all__ = ["LoadedModel", "load_model"]
+
+
+@dataclass
+class LoadedModel:
+    """A checked model, its folder (for external data) and the opsets it imports."""
+
+    proto: ModelProto
+    base_dir: str | None
+    opsets: dict[str, int] = field(default_factory=dict)
+    path: str | None = None
+
+
+def _parse(data: bytes, what: str) -> ModelProto:
+    model = ModelProto()
+    try:
+        model.ParseFromString(data)
+    except (DecodeError, RuntimeError, ValueError) as e:
+        raise InvalidProtobuf(f"Failed to load model from {what}: not a valid ONNX protobuf ({e})")
+    if not model.HasField("graph") or model.ir_version == 0:
+        raise InvalidProtobuf(
+            f"Failed to load model from {what}: the bytes parse but hold no ONNX model "
+            "(no graph or no ir_version); the file is corrupt or not an ONNX model"
+        )
+    return model
+
+
+def _check(model: ModelProto, path: str | None) -> None:
+    try:
+        if path is not None and model.ByteSize() > 2**31 - 1024:
+            onnx.checker.check_model(path)
+        else:
+            onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
+        raise InvalidGraph(f"Model failed ONNX validation: {first}") from e
+
+
+def _opsets(model: ModelProto) -> dict[str, int]:
+    opsets: dict[str, int] = {}
+    for imp in model.opset_import:
+        domain = "" if imp.domain in ("", "ai.onnx") else imp.domain
+        opsets[domain] = int(imp.version)
+    return opsets
+
+
+def load_model(source: str | os.PathLike | bytes | ModelProto, *, check: bool = True) -> LoadedModel:
+    """Parse and validate a model. External data stays on disk (mapped later, never copied)."""
+    path = None
+    if isinstance(source, ModelProto):
+        model = source
+        base_dir = None
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        model = _parse(bytes(source), "bytes")
+        base_dir = None
+    elif isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if not os.path.isfile(path):
+            raise NoSuchFile(f"Load model from {path} failed: file does not exist")
+        with open(path, "rb") as f:
+            model = _parse(f.read(), path)
+        base_dir = os.path.dirname(os.path.abspath(path))
+    else:
+        raise InvalidArgument(
+            f"Expected a path, bytes or onnx.ModelProto, got {type(source).__name__}"
+        )
+    if check:
+        _check(model, path)
+    return LoadedModel(proto=model, base_dir=base_dir, opsets=_opsets(model), path=path)

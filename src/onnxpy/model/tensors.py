@@ -1,0 +1,85 @@
+"""TensorProto -> numpy, with external data memory-mapped and confined to the model's folder."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+from onnx import TensorProto, numpy_helper
+
+from onnxpy.errors import InvalidGraph, NoSuchFile
+from onnxpy.types import ELEM_TYPE_TO_DTYPE
+
+__all__ = ["tensor_to_array", "external_data_path"]
+
+# Types whose bytes on disk are exactly numpy's little-endian layout (no sub-byte packing).
+_SUB_BYTE = ("int4", "uint4", "int2", "uint2", "float4_e2m1fn", "float6_e2m3fn", "float6_e3m2fn")
+_MAPPABLE = {
+    t for t, d in ELEM_TYPE_TO_DTYPE.items() if d != np.dtype(object) and d.name not in _SUB_BYTE
+}
+
+
+def external_data_path(tensor: TensorProto, base_dir: str | None) -> tuple[str, int, int | None]:
+    """Resolve (path, offset, length) of an external tensor, refusing paths that escape."""
+    info = {e.key: e.value for e in tensor.external_data}
+    location = info.get("location")
+    if not location:
+        raise InvalidGraph(f"Tensor '{tensor.name}' has external data without a location")
+    if base_dir is None:
+        raise InvalidGraph(
+            f"Tensor '{tensor.name}' stores its data in external file '{location}', but the model "
+            "was not loaded from a path; load it from its file so the data can be found"
+        )
+    root = os.path.realpath(base_dir)
+    path = os.path.realpath(os.path.join(root, location))
+    if os.path.isabs(location) or os.path.commonpath([root, path]) != root:
+        raise InvalidGraph(
+            f"External data location '{location}' of tensor '{tensor.name}' escapes the model's "
+            f"folder '{root}'"
+        )
+    if not os.path.isfile(path):
+        raise NoSuchFile(f"External data file '{path}' of tensor '{tensor.name}' does not exist")
+    offset = int(info.get("offset", 0) or 0)
+    length = int(info["length"]) if info.get("length") else None
+    return path, offset, length
+
+
+def _load_external(tensor: TensorProto, base_dir: str | None) -> np.ndarray:
+    path, offset, length = external_data_path(tensor, base_dir)
+    shape = tuple(int(d) for d in tensor.dims)
+    size = os.path.getsize(path)
+    if tensor.data_type in _MAPPABLE and sys.byteorder == "little":
+        dtype = ELEM_TYPE_TO_DTYPE[tensor.data_type]
+        count = int(np.prod(shape, dtype=np.int64))
+        nbytes = count * dtype.itemsize
+        if length is not None and length < nbytes or offset + nbytes > size:
+            raise InvalidGraph(
+                f"External data of tensor '{tensor.name}' in '{path}' is shorter than its shape "
+                f"{list(shape)} needs ({nbytes} bytes at offset {offset}, file has {size})"
+            )
+        if count == 0:
+            return np.zeros(shape, dtype=dtype)
+        # Read-only mapping: pages come from the OS cache, nothing is copied.
+        return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
+    with open(path, "rb") as f:
+        f.seek(offset)
+        raw = f.read(length if length is not None else -1)
+    copy = TensorProto()
+    copy.CopyFrom(tensor)
+    del copy.external_data[:]
+    copy.data_location = TensorProto.DEFAULT
+    copy.raw_data = raw
+    return numpy_helper.to_array(copy)
+
+
+def tensor_to_array(tensor: TensorProto, base_dir: str | None = None) -> np.ndarray:
+    """Decode an initializer or attribute tensor; external data is mapped, not copied."""
+    if tensor.data_location == TensorProto.EXTERNAL:
+        return _load_external(tensor, base_dir)
+    if tensor.data_type not in ELEM_TYPE_TO_DTYPE:
+        raise InvalidGraph(f"Tensor '{tensor.name}' has unknown element type {tensor.data_type}")
+    arr = numpy_helper.to_array(tensor)
+    if arr.dtype.byteorder == ">":
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return arr

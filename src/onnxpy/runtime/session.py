@@ -1,0 +1,330 @@
+"""InferenceSession: the onnxruntime-compatible facade over a compiled plan.
+
+A session is immutable after construction except for its plan cache (guarded by a lock), so
+``run`` may be called from many threads at once; each call owns its value list.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TypeProto, ValueInfoProto
+
+from onnxpy.errors import InvalidArgument, InvalidGraph
+from onnxpy.model.loader import LoadedModel, load_model
+from onnxpy.providers import get_device, resolve_providers
+from onnxpy.runtime.executor import execute, execute_profiled
+from onnxpy.runtime.options import RunOptions, SessionOptions
+from onnxpy.runtime.plan import Plan, PlanBuilder, as_array
+from onnxpy.types import elem_type_of, shape_of, type_string, value_type_string
+
+__all__ = ["InferenceSession", "NodeArg", "ModelMetadata"]
+
+
+class NodeArg:
+    """Name, type string and shape of a graph input or output (onnxruntime's NodeArg)."""
+
+    __slots__ = ("name", "type", "shape", "_type_proto")
+
+    def __init__(self, vi: ValueInfoProto) -> None:
+        self.name: str = vi.name
+        self._type_proto: TypeProto | None = vi.type if vi.type.WhichOneof("value") else None
+        self.type: str = type_string(self._type_proto)
+        self.shape: list[int | str | None] = shape_of(self._type_proto)
+
+    def __repr__(self) -> str:
+        return f"NodeArg(name='{self.name}', type='{self.type}', shape={self.shape})"
+
+
+@dataclass
+class ModelMetadata:
+    producer_name: str = ""
+    graph_name: str = ""
+    domain: str = ""
+    description: str = ""
+    graph_description: str = ""
+    version: int = 0
+    custom_metadata_map: dict[str, str] = field(default_factory=dict)
+
+
+def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Shape/type inference for NodeArg shapes and context-dependent function bodies."""
+    try:
+        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False)
+    except Exception:  # noqa: BLE001 - inference is advisory; the checker already passed
+        return model
+
+
+class InferenceSession:
+    """Load a model once, run it many times: ``InferenceSession(path).run(None, feeds)``."""
+
+    def __init__(
+        self,
+        path_or_bytes: str | os.PathLike | bytes | onnx.ModelProto,
+        sess_options: SessionOptions | None = None,
+        providers: Sequence[Any] | None = None,
+        provider_options: Sequence[dict] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._options = (sess_options or SessionOptions()).copy()
+        self._providers, self._provider_options = resolve_providers(providers, provider_options)
+        self._model_path = path_or_bytes if isinstance(path_or_bytes, (str, os.PathLike)) else None
+        loaded: LoadedModel = load_model(path_or_bytes)
+        self._loaded = loaded
+        model = loaded.proto
+        inferred = _infer(model)
+        self._graph = inferred.graph
+        init_names = {i.name for i in model.graph.initializer}
+        self._inputs = [NodeArg(vi) for vi in model.graph.input if vi.name not in init_names]
+        self._overridable = [NodeArg(vi) for vi in model.graph.input if vi.name in init_names]
+        self._outputs = [NodeArg(vi) for vi in model.graph.output]
+        self._input_types = {a.name: a._type_proto for a in self._inputs + self._overridable}
+        self._builder = PlanBuilder(loaded.opsets, loaded.base_dir, model.functions)
+        self._plans: dict[tuple[str, ...], Plan] = {}
+        self._plans_lock = threading.Lock()
+        self._default_outputs = tuple(a.name for a in self._outputs)
+        self._plans[self._default_outputs] = self._builder.build(self._graph)
+        self._value_names: set[str] | None = None
+        meta = model.metadata_props
+        self._meta = ModelMetadata(
+            producer_name=model.producer_name,
+            graph_name=model.graph.name,
+            domain=model.domain,
+            description=model.doc_string,
+            graph_description=model.graph.doc_string,
+            version=int(model.model_version),
+            custom_metadata_map={p.key: p.value for p in meta},
+        )
+        self._profile_events: list[dict[str, Any]] | None = None
+        self._profile_start = time.perf_counter()
+        if self._options.enable_profiling:
+            self._profile_events = []
+        if self._options.optimized_model_filepath:
+            onnx.save(model, self._options.optimized_model_filepath)
+
+    # -- introspection -----------------------------------------------------------------------
+    def get_inputs(self) -> list[NodeArg]:
+        return list(self._inputs)
+
+    def get_outputs(self) -> list[NodeArg]:
+        return list(self._outputs)
+
+    def get_overridable_initializers(self) -> list[NodeArg]:
+        return list(self._overridable)
+
+    def get_modelmeta(self) -> ModelMetadata:
+        return self._meta
+
+    def get_providers(self) -> list[str]:
+        return list(self._providers)
+
+    def get_provider_options(self) -> dict[str, dict[str, str]]:
+        return dict(zip(self._providers, self._provider_options))
+
+    def get_session_options(self) -> SessionOptions:
+        return self._options
+
+    def get_profiling_start_time_ns(self) -> int:
+        return int(self._profile_start * 1e9)
+
+    # -- running -----------------------------------------------------------------------------
+    def _plan_for(self, output_names: Sequence[str] | None) -> Plan:
+        key = self._default_outputs if not output_names else tuple(output_names)
+        plan = self._plans.get(key)
+        if plan is not None:
+            return plan
+        with self._plans_lock:
+            plan = self._plans.get(key)
+            if plan is None:
+                for name in key:
+                    if not isinstance(name, str):
+                        raise InvalidArgument(f"Output names must be strings, got {name!r}")
+                try:
+                    plan = self._builder.build(self._graph, outputs=list(key))
+                except InvalidGraph as e:
+                    raise InvalidArgument(
+                        f"Invalid output name(s) {list(key)}: {e}. Outputs of the model are "
+                        f"{list(self._default_outputs)}; any intermediate value name may be "
+                        "requested too."
+                    ) from e
+                self._plans[key] = plan
+        return plan
+
+    def run(
+        self,
+        output_names: Sequence[str] | None,
+        input_feed: dict[str, Any],
+        run_options: RunOptions | None = None,
+    ) -> list[Any]:
+        """Compute ``output_names`` (None: all outputs) from ``input_feed`` {name: value}."""
+        if not isinstance(input_feed, dict):
+            raise InvalidArgument(
+                f"input_feed must be a dict of input name -> value, got {type(input_feed).__name__}"
+            )
+        plan = self._plan_for(output_names)
+        values = plan.template.copy()
+        slot_by_name = dict(zip(plan.input_names, plan.input_slots))
+        missing = [n for n in plan.required_inputs if n not in input_feed]
+        if missing:
+            raise ValueError(
+                f"Required inputs ({missing}) are missing from input feed ({list(input_feed)})."
+            )
+        for name, value in input_feed.items():
+            expected = self._input_types.get(name, False)
+            if expected is False:
+                raise InvalidArgument(
+                    f"Invalid input name: '{name}'. Inputs of the model are "
+                    f"{[a.name for a in self._inputs]}"
+                )
+            slot = slot_by_name.get(name)
+            checked = _check_feed(name, value, expected)
+            if slot is not None:
+                values[slot] = checked
+        if self._profile_events is not None:
+            self._run_profiled(plan, values)
+        else:
+            stop = None
+            if run_options is not None:
+                stop = run_options._terminate.is_set
+                if stop():
+                    from onnxpy.errors import RuntimeException
+
+                    raise RuntimeException("Exiting due to terminate flag being set to true.")
+            execute(plan.steps, values, stop)
+        return [as_array(values[s]) for s in plan.output_slots]
+
+    # -- profiling ---------------------------------------------------------------------------
+    def _run_profiled(self, plan: Plan, values: list[Any]) -> None:
+        events = self._profile_events
+        assert events is not None
+        origin = self._profile_start
+        t_start = time.perf_counter()
+
+        def record(step: Any, t0: float, dur: float, args: list, outs: list) -> None:
+            events.append(
+                {
+                    "cat": "Node",
+                    "pid": os.getpid(),
+                    "tid": threading.get_ident() % 100000,
+                    "dur": int(dur * 1e6),
+                    "ts": int((t0 - origin) * 1e6),
+                    "ph": "X",
+                    "name": f"{step.name or step.op_type}_kernel_time",
+                    "args": {
+                        "op_name": step.op_type,
+                        "provider": "CPUExecutionProvider",
+                        "input_type_shape": [_type_shape(a) for a in args],
+                        "output_type_shape": [_type_shape(o) for o in outs],
+                    },
+                }
+            )
+
+        execute_profiled(plan.steps, values, record)
+        events.append(
+            {
+                "cat": "Session",
+                "pid": os.getpid(),
+                "tid": threading.get_ident() % 100000,
+                "dur": int((time.perf_counter() - t_start) * 1e6),
+                "ts": int((t_start - origin) * 1e6),
+                "ph": "X",
+                "name": "model_run",
+                "args": {},
+            }
+        )
+
+    def end_profiling(self) -> str:
+        """Write the Chrome-trace JSON of the runs so far and return its path ('' if off)."""
+        if self._profile_events is None:
+            return ""
+        stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+        path = f"{self._options.profile_file_prefix}_{stamp}.json"
+        with open(path, "w") as f:
+            json.dump(self._profile_events, f)
+        self._profile_events = []
+        return path
+
+
+def _type_shape(v: Any) -> dict[str, list[int]]:
+    if isinstance(v, np.ndarray):
+        return {value_type_string(v)[7:-1]: list(v.shape)}
+    return {type(v).__name__: []}
+
+
+def _check_tensor(name: str, value: Any, tp: TypeProto) -> np.ndarray:
+    if isinstance(value, np.generic):
+        value = np.asarray(value)
+    if not isinstance(value, np.ndarray):
+        raise InvalidArgument(
+            f"Input '{name}' must be a numpy array ({type_string(tp)}), got {type(value).__name__}"
+        )
+    tt = tp.tensor_type
+    try:
+        actual = elem_type_of(value.dtype)
+    except KeyError:
+        raise InvalidArgument(
+            f"Unexpected input data type for input '{name}'. Actual: (ndarray of {value.dtype}), "
+            f"expected: ({type_string(tp)})"
+        ) from None
+    if tt.elem_type and actual != tt.elem_type:
+        raise InvalidArgument(
+            f"Unexpected input data type for input '{name}'. Actual: ({value_type_string(value)}), "
+            f"expected: ({type_string(tp)})"
+        )
+    if value.dtype.kind in "US":
+        value = value.astype(str).astype(object)
+    elif value.dtype.byteorder == ">" or (value.dtype.byteorder == "<" and np.little_endian is False):
+        value = value.astype(value.dtype.newbyteorder("="))
+    if tt.HasField("shape"):
+        dims = tt.shape.dim
+        if len(dims) != value.ndim:
+            raise InvalidArgument(
+                f"Invalid rank for input: {name} Got: {value.ndim} Expected: {len(dims)} "
+                "Please fix either the inputs/outputs or the model."
+            )
+        bad = [
+            (i, value.shape[i], d.dim_value)
+            for i, d in enumerate(dims)
+            if d.HasField("dim_value") and d.dim_value != value.shape[i]
+        ]
+        if bad:
+            lines = "\n".join(f" index: {i} Got: {g} Expected: {e}" for i, g, e in bad)
+            raise InvalidArgument(
+                f"Got invalid dimensions for input: {name} for the following indices\n{lines}\n"
+                "Please fix either the inputs/outputs or the model."
+            )
+    return value
+
+
+def _check_feed(name: str, value: Any, tp: TypeProto | None) -> Any:
+    """Validate one fed value against its declared type; return it in canonical form."""
+    if tp is None:
+        return value
+    which = tp.WhichOneof("value")
+    if which == "tensor_type":
+        return _check_tensor(name, value, tp)
+    if which == "sequence_type":
+        if not isinstance(value, (list, tuple)):
+            raise InvalidArgument(
+                f"Input '{name}' must be a list ({type_string(tp)}), got {type(value).__name__}"
+            )
+        return [_check_feed(f"{name}[{i}]", v, tp.sequence_type.elem_type) for i, v in enumerate(value)]
+    if which == "map_type":
+        if not isinstance(value, dict):
+            raise InvalidArgument(
+                f"Input '{name}' must be a dict ({type_string(tp)}), got {type(value).__name__}"
+            )
+        return value
+    if which == "optional_type":
+        if value is None:
+            return None
+        return _check_feed(name, value, tp.optional_type.elem_type)
+    return value
