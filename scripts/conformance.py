@@ -1,8 +1,8 @@
 """Print the ONNX backend conformance of onnxpy per suite.
 
-    python scripts/conformance.py               # counts per suite
-    python scripts/conformance.py -k Conv -v    # only cases whose id contains 'Conv', with errors
-    python scripts/conformance.py --write-failures   # rewrite expected_failures.txt
+python scripts/conformance.py               # counts per suite
+python scripts/conformance.py -k Conv -v    # only cases whose id contains 'Conv', with errors
+python scripts/conformance.py --write-failures   # rewrite expected_failures.txt
 """
 
 from __future__ import annotations

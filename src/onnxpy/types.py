@@ -111,7 +111,7 @@ def tensor_type_string(elem_type: int) -> str:
 
 
 def type_string(tp: TypeProto | None) -> str:
-    """onnxruntime's type string: 'tensor(float)', 'seq(tensor(int64))', 'map(int64,tensor(float))'."""
+    """onnxruntime's type string: 'tensor(float)', 'seq(tensor(int64))', 'map(int64,...)'."""
     if tp is None:
         return "undefined"
     which = tp.WhichOneof("value")

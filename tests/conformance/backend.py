@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - the generator script is data for a subprocess
 """The ONNX backend test suite as data: generate, enumerate, load and compare its cases.
 
 The onnx wheel ships the node-case *generators*, not their data; ``ensure_node_cases`` writes
@@ -123,7 +124,9 @@ def collect(suites: tuple[str, ...] = SUITES) -> list[Case]:
         root = ensure_node_cases()
         for d in sorted(p for p in root.iterdir() if p.is_dir()):
             tol = json.loads((d / "tolerance.json").read_text())
-            cases.append(Case("node", d.name, d / "model.onnx", _data_sets(d), tol["rtol"], tol["atol"]))
+            cases.append(
+                Case("node", d.name, d / "model.onnx", _data_sets(d), tol["rtol"], tol["atol"])
+            )
     for suite in ("simple", "pytorch-converted", "pytorch-operator"):
         if suite in suites:
             for d in sorted(p for p in (ONNX_DATA / suite).iterdir() if p.is_dir()):
@@ -164,7 +167,9 @@ def _light_inputs(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     for vi in model.graph.input:
         if vi.name in inits:
             continue
-        shape = tuple(d.dim_value if d.HasField("dim_value") else 1 for d in vi.type.tensor_type.shape.dim)
+        shape = tuple(
+            d.dim_value if d.HasField("dim_value") else 1 for d in vi.type.tensor_type.shape.dim
+        )
         n = int(np.prod(shape))
         feeds[vi.name] = (np.arange(n).reshape(shape) / n).astype(np.float32)
     return feeds
@@ -176,11 +181,14 @@ def load_case(case: Case) -> list[tuple[dict[str, Any], list[Any]]]:
     if case.suite == "light":
         prefix = str(case.model_path)[: -len(".onnx")]
         outs = [
-            _load_value(Path(f"{prefix}_output_{i}.pb"), vi.type) for i, vi in enumerate(model.graph.output)
+            _load_value(Path(f"{prefix}_output_{i}.pb"), vi.type)
+            for i, vi in enumerate(model.graph.output)
         ]
         return [(_light_inputs(model), outs)]
     inits = {i.name for i in model.graph.initializer}
-    graph_inputs = [vi for vi in model.graph.input if vi.name not in inits] or list(model.graph.input)
+    graph_inputs = [vi for vi in model.graph.input if vi.name not in inits] or list(
+        model.graph.input
+    )
     result = []
     for ins, outs in case.data_sets:
         feeds = {}
@@ -197,7 +205,9 @@ def assert_similar(expected: list[Any], actual: list[Any], rtol: float, atol: fl
     assert len(actual) == len(expected), f"{len(actual)} outputs, expected {len(expected)}"
     for i, (ref, out) in enumerate(zip(expected, actual)):
         if isinstance(ref, (list, tuple)):
-            assert isinstance(out, (list, tuple)), f"output {i}: expected a sequence, got {type(out)}"
+            assert isinstance(out, (list, tuple)), (
+                f"output {i}: expected a sequence, got {type(out)}"
+            )
             assert_similar(list(ref), list(out), rtol, atol)
             continue
         if ref is None:
@@ -207,8 +217,12 @@ def assert_similar(expected: list[Any], actual: list[Any], rtol: float, atol: fl
             assert isinstance(out, dict) and out.keys() == ref.keys(), f"output {i}: map mismatch"
             assert_similar(list(ref.values()), list(out.values()), rtol, atol)
             continue
-        assert isinstance(out, np.ndarray), f"output {i}: expected ndarray, got {type(out).__name__}"
-        np.testing.assert_array_equal(out.shape, ref.shape, err_msg=f"Output {i} has incorrect shape")
+        assert isinstance(out, np.ndarray), (
+            f"output {i}: expected ndarray, got {type(out).__name__}"
+        )
+        np.testing.assert_array_equal(
+            out.shape, ref.shape, err_msg=f"Output {i} has incorrect shape"
+        )
         if ref.dtype == object:
             np.testing.assert_array_equal(out, ref)
             continue
@@ -217,7 +231,10 @@ def assert_similar(expected: list[Any], actual: list[Any], rtol: float, atol: fl
         if out.dtype.name == "bfloat16":
             r = max(rtol, 2**-6)
         if out.dtype.name not in ("float32", "float64", "float16", "complex64", "complex128") and (
-            out.dtype.kind == "V" or out.dtype.name.startswith(("float8", "float4", "float6", "bfloat", "int4", "uint4", "int2", "uint2"))
+            out.dtype.kind == "V"
+            or out.dtype.name.startswith(
+                ("float8", "float4", "float6", "bfloat", "int4", "uint4", "int2", "uint2")
+            )
         ):
             out = out.astype(np.float32)
             ref = ref.astype(np.float32)

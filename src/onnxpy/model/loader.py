@@ -29,7 +29,9 @@ def _parse(data: bytes, what: str) -> ModelProto:
     try:
         model.ParseFromString(data)
     except (DecodeError, RuntimeError, ValueError) as e:
-        raise InvalidProtobuf(f"Failed to load model from {what}: not a valid ONNX protobuf ({e})")
+        raise InvalidProtobuf(
+            f"Failed to load model from {what}: not a valid ONNX protobuf ({e})"
+        ) from e
     if not model.HasField("graph") or model.ir_version == 0:
         raise InvalidProtobuf(
             f"Failed to load model from {what}: the bytes parse but hold no ONNX model "
@@ -38,9 +40,14 @@ def _parse(data: bytes, what: str) -> ModelProto:
     return model
 
 
+def _has_external_data(model: ModelProto) -> bool:
+    return any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
+
+
 def _check(model: ModelProto, path: str | None) -> None:
     try:
-        if path is not None and model.ByteSize() > 2**31 - 1024:
+        if path is not None and _has_external_data(model):
+            # The checker resolves external files relative to the model's own path.
             onnx.checker.check_model(path)
         else:
             onnx.checker.check_model(model)
@@ -57,7 +64,9 @@ def _opsets(model: ModelProto) -> dict[str, int]:
     return opsets
 
 
-def load_model(source: str | os.PathLike | bytes | ModelProto, *, check: bool = True) -> LoadedModel:
+def load_model(
+    source: str | os.PathLike | bytes | ModelProto, *, check: bool = True
+) -> LoadedModel:
     """Parse and validate a model. External data stays on disk (mapped later, never copied)."""
     path = None
     if isinstance(source, ModelProto):

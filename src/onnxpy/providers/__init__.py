@@ -47,7 +47,8 @@ def resolve_providers(
             name, opt = p[0], dict(p[1]) if len(p) > 1 else {}
         else:
             name = p
-            opt = dict(provider_options[i]) if provider_options and i < len(provider_options) else {}
+            given = provider_options[i] if provider_options and i < len(provider_options) else {}
+            opt = dict(given)
         if name not in get_available_providers():
             warnings.warn(
                 f"Specified provider '{name}' is not in available provider names. "

@@ -53,6 +53,8 @@ class Plan:
     # graph input names that have no initializer (must be fed)
     required_inputs: list[str] = field(default_factory=list)
     slot_names: list[str] = field(default_factory=list)
+    # Declared types of the outputs where known (zero-trip Loop/Scan need them).
+    output_types: list[TypeProto | None] = field(default_factory=list)
 
     def run_values(self, inputs: Sequence[Any]) -> list[Any]:
         """Run with positional input values (in ``input_slots`` order); no feed checks."""
@@ -76,6 +78,10 @@ class BoundGraph:
         self.num_inputs = num_inputs
         self.num_outputs = len(plan.output_slots)
 
+    @property
+    def output_types(self) -> list[TypeProto | None]:
+        return self._plan.output_types
+
     def __call__(self, *inputs: Any) -> list[Any]:
         return self._plan.run_values(list(inputs) + self._captured)
 
@@ -88,7 +94,9 @@ class _Subgraph:
 
 
 def _graph_attr_names(node: NodeProto) -> list[str]:
-    return [a.name for a in node.attribute if a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS)]
+    return [
+        a.name for a in node.attribute if a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS)
+    ]
 
 
 def _used_names(graph: GraphProto) -> set[str]:
@@ -152,7 +160,7 @@ class PlanBuilder:
             except onnx.defs.SchemaError:
                 defaults = {}
             return self._expand_all(inline_function(node, body, opsets, defaults), types, depth + 1)
-        raise NotImplemented(
+        raise NotImplementedError(
             f"{where}: no kernel for this operator at opset {opset} of domain "
             f"'{domain or 'ai.onnx'}'"
         )
@@ -286,7 +294,9 @@ class PlanBuilder:
                 if st == 2:
                     continue
                 if st == 1:
-                    raise InvalidGraph(f"The graph has a cycle through node '{expanded[i][0].node.name}'")
+                    raise InvalidGraph(
+                        f"The graph has a cycle through node '{expanded[i][0].node.name}'"
+                    )
                 state[i] = 1
                 stack.append((i, True))
                 sn = expanded[i][0]
@@ -310,7 +320,9 @@ class PlanBuilder:
         for w in wanted:
             visit(w, f"Graph output '{w}'")
 
-        steps_raw: list[tuple[Callable[..., Any], list[int], list[tuple[int, int]], ScopedNode]] = []
+        steps_raw: list[
+            tuple[Callable[..., Any], list[int], list[tuple[int, int]], ScopedNode]
+        ] = []
         for idx in order:
             sn, kernel = expanded[idx]
             fn = self._bind(sn, kernel, types, template_values, slot_of, node_free[idx])
@@ -361,6 +373,7 @@ class PlanBuilder:
             output_names=wanted,
             required_inputs=[n for n in formal_inputs if n not in initializer_names],
             slot_names=names,
+            output_types=[types.get(w) for w in wanted],
         )
 
     def _bind(
@@ -379,7 +392,7 @@ class PlanBuilder:
         graphs: dict[str, Any] = {}
         for a in node.attribute:
             if kernel.attributes is not None and a.name not in kernel.attributes:
-                raise NotImplemented(
+                raise NotImplementedError(
                     f"{where}: attribute '{a.name}' is not supported by onnxpy's kernel "
                     f"(opset {kernel.since}+)"
                 )
@@ -437,7 +450,9 @@ class PlanBuilder:
 
         return with_subgraphs
 
-    def _subgraph(self, g: GraphProto, opsets: dict[str, int], types: dict[str, TypeProto]) -> _Subgraph:
+    def _subgraph(
+        self, g: GraphProto, opsets: dict[str, int], types: dict[str, TypeProto]
+    ) -> _Subgraph:
         free = sorted(_used_names(g))
         plan = self.build(g, extra_inputs=free, opsets=opsets, type_hints=types)
         return _Subgraph(plan=plan, free=free, num_inputs=len(g.input))

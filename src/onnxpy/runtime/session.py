@@ -20,7 +20,7 @@ from onnx import TypeProto, ValueInfoProto
 
 from onnxpy.errors import InvalidArgument, InvalidGraph
 from onnxpy.model.loader import LoadedModel, load_model
-from onnxpy.providers import get_device, resolve_providers
+from onnxpy.providers import resolve_providers
 from onnxpy.runtime.executor import execute, execute_profiled
 from onnxpy.runtime.options import RunOptions, SessionOptions
 from onnxpy.runtime.plan import Plan, PlanBuilder, as_array
@@ -281,7 +281,9 @@ def _check_tensor(name: str, value: Any, tp: TypeProto) -> np.ndarray:
         )
     if value.dtype.kind in "US":
         value = value.astype(str).astype(object)
-    elif value.dtype.byteorder == ">" or (value.dtype.byteorder == "<" and np.little_endian is False):
+    elif value.dtype.byteorder == ">" or (
+        value.dtype.byteorder == "<" and np.little_endian is False
+    ):
         value = value.astype(value.dtype.newbyteorder("="))
     if tt.HasField("shape"):
         dims = tt.shape.dim
@@ -316,7 +318,9 @@ def _check_feed(name: str, value: Any, tp: TypeProto | None) -> Any:
             raise InvalidArgument(
                 f"Input '{name}' must be a list ({type_string(tp)}), got {type(value).__name__}"
             )
-        return [_check_feed(f"{name}[{i}]", v, tp.sequence_type.elem_type) for i, v in enumerate(value)]
+        return [
+            _check_feed(f"{name}[{i}]", v, tp.sequence_type.elem_type) for i, v in enumerate(value)
+        ]
     if which == "map_type":
         if not isinstance(value, dict):
             raise InvalidArgument(

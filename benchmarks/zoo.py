@@ -1,0 +1,246 @@
+"""Model zoo built from code with seeded random weights (no downloads).
+
+Each builder writes ``<name>.onnx`` into a cache folder and returns its path, plus a function
+making seeded inputs. The torch models are plain re-statements of the published architectures
+(ResNet-50, BERT-base), exported with torch's TorchScript exporter at opset 17.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["cache_dir", "build", "inputs_for", "MODELS"]
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("ONNXPY_CACHE_DIR") or os.path.join(Path.home(), ".cache", "onnxpy")
+    d = Path(root) / "zoo"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+# -- torch architectures ------------------------------------------------------------------------
+def _resnet50():
+    import torch
+    from torch import nn
+
+    class Bottleneck(nn.Module):
+        def __init__(self, cin: int, width: int, stride: int) -> None:
+            super().__init__()
+            cout = width * 4
+            self.conv1 = nn.Conv2d(cin, width, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(width)
+            self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False)
+            self.bn2 = nn.BatchNorm2d(width)
+            self.conv3 = nn.Conv2d(width, cout, 1, bias=False)
+            self.bn3 = nn.BatchNorm2d(cout)
+            self.relu = nn.ReLU(inplace=True)
+            self.down = None
+            if stride != 1 or cin != cout:
+                self.down = nn.Sequential(
+                    nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout)
+                )
+
+        def forward(self, x):
+            identity = x if self.down is None else self.down(x)
+            out = self.relu(self.bn1(self.conv1(x)))
+            out = self.relu(self.bn2(self.conv2(out)))
+            out = self.bn3(self.conv3(out))
+            return self.relu(out + identity)
+
+    class ResNet50(nn.Module):
+        def __init__(self, num_classes: int = 1000) -> None:
+            super().__init__()
+            self.stem = nn.Sequential(
+                nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False),
+                nn.BatchNorm2d(64),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(3, stride=2, padding=1),
+            )
+            layers, cin = [], 64
+            for width, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
+                for b in range(blocks):
+                    layers.append(Bottleneck(cin, width, stride if b == 0 else 1))
+                    cin = width * 4
+            self.layers = nn.Sequential(*layers)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(2048, num_classes)
+
+        def forward(self, x):
+            x = self.pool(self.layers(self.stem(x)))
+            return self.fc(torch.flatten(x, 1))
+
+    model = ResNet50()
+    # Non-trivial running statistics, so BatchNormalization is really exercised.
+    gen = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+    return model.eval()
+
+
+def _bert_base(vocab: int = 30522, hidden: int = 768, layers: int = 12, heads: int = 12):
+    import math
+
+    import torch
+    from torch import nn
+
+    class SelfAttention(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.q = nn.Linear(hidden, hidden)
+            self.k = nn.Linear(hidden, hidden)
+            self.v = nn.Linear(hidden, hidden)
+            self.o = nn.Linear(hidden, hidden)
+            self.ln = nn.LayerNorm(hidden, eps=1e-12)
+
+        def forward(self, x, mask_bias):
+            b, s, _ = x.shape
+            d = hidden // heads
+
+            def split(t):
+                return t.view(b, s, heads, d).transpose(1, 2)
+
+            q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
+            scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(d) + mask_bias
+            ctx = torch.matmul(torch.softmax(scores, dim=-1), v)
+            ctx = ctx.transpose(1, 2).reshape(b, s, hidden)
+            return self.ln(x + self.o(ctx))
+
+    class Layer(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.attn = SelfAttention()
+            self.up = nn.Linear(hidden, 4 * hidden)
+            self.down = nn.Linear(4 * hidden, hidden)
+            self.ln = nn.LayerNorm(hidden, eps=1e-12)
+
+        def forward(self, x, mask_bias):
+            x = self.attn(x, mask_bias)
+            return self.ln(x + self.down(nn.functional.gelu(self.up(x))))
+
+    class Bert(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.word = nn.Embedding(vocab, hidden)
+            self.pos = nn.Embedding(512, hidden)
+            self.token_type = nn.Embedding(2, hidden)
+            self.ln = nn.LayerNorm(hidden, eps=1e-12)
+            self.layers = nn.ModuleList(Layer() for _ in range(layers))
+            self.pool = nn.Linear(hidden, hidden)
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            s = input_ids.shape[1]
+            positions = torch.arange(s, device=input_ids.device).unsqueeze(0)
+            x = self.ln(
+                self.word(input_ids) + self.pos(positions) + self.token_type(token_type_ids)
+            )
+            mask_bias = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * -10000.0
+            for layer in self.layers:
+                x = layer(x, mask_bias)
+            return x, torch.tanh(self.pool(x[:, 0]))
+
+    return Bert().eval()
+
+
+def _export_torch(model, args: tuple, path: Path, input_names, output_names, dynamic_axes) -> None:
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            args,
+            str(path),
+            opset_version=17,
+            input_names=input_names,
+            output_names=output_names,
+            dynamic_axes=dynamic_axes,
+            dynamo=False,
+        )
+
+
+def _build_resnet50(path: Path) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    model = _resnet50()
+    _export_torch(
+        model, (torch.randn(1, 3, 224, 224),), path, ["input"], ["logits"], {"input": {0: "batch"}}
+    )
+
+
+def _build_bert(path: Path) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    model = _bert_base()
+    ids = torch.randint(0, 30522, (1, 128))
+    _export_torch(
+        model,
+        (ids, torch.ones(1, 128, dtype=torch.int64), torch.zeros(1, 128, dtype=torch.int64)),
+        path,
+        ["input_ids", "attention_mask", "token_type_ids"],
+        ["last_hidden_state", "pooler_output"],
+        {n: {0: "batch", 1: "seq"} for n in ("input_ids", "attention_mask", "token_type_ids")},
+    )
+
+
+def _build_mlp(path: Path) -> None:
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10)
+    ).eval()
+    _export_torch(model, (torch.randn(64, 784),), path, ["x"], ["y"], {"x": {0: "batch"}})
+
+
+def _inputs_resnet50(batch: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {"input": rng.standard_normal((batch, 3, 224, 224), dtype=np.float32)}
+
+
+def _inputs_bert(batch: int, seed: int, seq: int = 128) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    mask = np.ones((batch, seq), dtype=np.int64)
+    mask[:, seq - seq // 8 :] = 0  # padded tail, so the mask path matters
+    return {
+        "input_ids": rng.integers(0, 30522, (batch, seq), dtype=np.int64),
+        "attention_mask": mask,
+        "token_type_ids": (np.arange(seq) >= seq // 2).astype(np.int64)[None].repeat(batch, 0),
+    }
+
+
+def _inputs_mlp(batch: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {"x": rng.standard_normal((batch, 784), dtype=np.float32)}
+
+
+MODELS: dict[str, tuple[Callable[[Path], None], Callable[..., dict[str, np.ndarray]]]] = {
+    "resnet50": (_build_resnet50, _inputs_resnet50),
+    "bert_base": (_build_bert, _inputs_bert),
+    "mlp": (_build_mlp, _inputs_mlp),
+}
+
+
+def build(name: str) -> Path:
+    """Path of the model, exported once into the cache."""
+    path = cache_dir() / f"{name}.onnx"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        MODELS[name][0](tmp)
+        tmp.rename(path)
+    return path
+
+
+def inputs_for(name: str, batch: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
+    return MODELS[name][1](batch, seed)

@@ -1,0 +1,270 @@
+"""Activation functions and the softmax family of the default domain.
+
+bfloat16 inputs are computed in float32 and rounded back; float16 uses NumPy's float16 loops
+(each step rounded to float16, like NumPy-based references). Results keep the input's type.
+Softmax, LogSoftmax and Hardmax before opset 13 work on the input coerced to 2-D
+``[prod(shape[:axis]), prod(shape[axis:])]``; from opset 13 on, along ``axis``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from onnxpy.kernels.ai_onnx.elementwise import as_compute, erf
+from onnxpy.kernels.registry import register
+
+
+def _float_result(y: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    y = np.asarray(y)
+    if y.dtype != dtype:
+        with np.errstate(all="ignore"):
+            y = y.astype(dtype)
+    return y
+
+
+def _compute(x: object) -> tuple[np.ndarray, np.dtype]:
+    """(x in a dtype NumPy has math loops for, x's original dtype)."""
+    x = np.asarray(x)
+    return as_compute(x), x.dtype
+
+
+def _elementwise(fn: Callable[[np.ndarray], np.ndarray], x: object) -> np.ndarray:
+    cx, dtype = _compute(x)
+    with np.errstate(all="ignore"):
+        return _float_result(fn(cx), dtype)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)) without overflow for large |x|."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _softplus(x: np.ndarray) -> np.ndarray:
+    return np.logaddexp(np.zeros((), dtype=x.dtype), x)
+
+
+# -- pointwise -----------------------------------------------------------------------------------
+
+
+@register("Relu", since=(1, 6, 13, 14))
+def relu(x, /, *, consumed_inputs=None):
+    """max(x, 0); integer types (opset 14) stay integers."""
+    x = np.asarray(x)
+    cx = as_compute(x)
+    return _float_result(np.maximum(cx, np.zeros((), dtype=cx.dtype)), x.dtype)
+
+
+@register("Sigmoid", since=(1, 6, 13))
+def sigmoid(x, /, *, consumed_inputs=None):
+    return _elementwise(_sigmoid, x)
+
+
+@register("Elu", since=(1, 6, 22))
+def elu(x, /, *, alpha=1.0, consumed_inputs=None):
+    return _elementwise(lambda v: np.where(v > 0, v, alpha * np.expm1(v)), x)
+
+
+@register("Celu", since=(12, 28))
+def celu(x, /, *, alpha=1.0):
+    """max(0, x) + min(0, alpha * (exp(x / alpha) - 1))."""
+    return _elementwise(lambda v: np.maximum(v, 0) + np.minimum(0, alpha * np.expm1(v / alpha)), x)
+
+
+@register("Selu", since=1)
+def selu_1(x, /, *, alpha=1.673200011253357, gamma=1.0506999492645264, consumed_inputs=None):
+    """Opset 1 had slightly different default constants."""
+    return _selu(x, alpha, gamma)
+
+
+@register("Selu", since=(6, 22))
+def selu(x, /, *, alpha=1.6732631921768188, gamma=1.0507010221481323):
+    return _selu(x, alpha, gamma)
+
+
+def _selu(x: object, alpha: float, gamma: float) -> np.ndarray:
+    return _elementwise(lambda v: gamma * np.where(v > 0, v, alpha * np.expm1(v)), x)
+
+
+@register("LeakyRelu", since=(1, 6, 16))
+def leaky_relu(x, /, *, alpha=0.01, consumed_inputs=None):
+    return _elementwise(lambda v: np.where(v >= 0, v, alpha * v), x)
+
+
+@register("ThresholdedRelu", since=(10, 22))
+def thresholded_relu(x, /, *, alpha=1.0):
+    return _elementwise(lambda v: np.where(v > alpha, v, 0), x)
+
+
+@register("HardSigmoid", since=(1, 6, 22))
+def hard_sigmoid(x, /, *, alpha=0.2, beta=0.5, consumed_inputs=None):
+    return _elementwise(lambda v: np.clip(alpha * v + beta, 0, 1), x)
+
+
+@register("HardSwish", since=(14, 22))
+def hard_swish(x, /):
+    """x * HardSigmoid(x) with alpha = 1/6, beta = 0.5."""
+    return _elementwise(lambda v: v * np.clip(v / 6 + 0.5, 0, 1), x)
+
+
+@register("Softplus", since=(1, 22))
+def softplus(x, /):
+    return _elementwise(_softplus, x)
+
+
+@register("Softsign", since=(1, 22))
+def softsign(x, /):
+    return _elementwise(lambda v: v / (1 + np.abs(v)), x)
+
+
+@register("Mish", since=(18, 22))
+def mish(x, /):
+    """x * tanh(softplus(x))."""
+    return _elementwise(lambda v: v * np.tanh(_softplus(v)), x)
+
+
+@register("Gelu", since=20)
+def gelu(x, /, *, approximate="none"):
+    """0.5 x (1 + erf(x / sqrt 2)), or the tanh approximation."""
+    if approximate == "none":
+        return _elementwise(lambda v: 0.5 * v * (1 + erf(v / np.sqrt(2.0))), x)
+    if approximate == "tanh":
+        k = np.sqrt(2.0 / np.pi)
+        return _elementwise(lambda v: 0.5 * v * (1 + np.tanh(k * (v + 0.044715 * v**3))), x)
+    raise ValueError(f"Gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+@register("Swish", since=24)
+def swish(x, /, *, alpha=1.0):
+    """x * sigmoid(alpha * x)."""
+    return _elementwise(lambda v: v * _sigmoid(alpha * v), x)
+
+
+@register("SwiGLU", since=28)
+def swiglu(a, b, /, *, alpha=1.0):
+    """Swish_alpha(A) * B; A and B must have the same shape (no broadcasting)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        raise ValueError(
+            f"SwiGLU: A {list(a.shape)} and B {list(b.shape)} must have the same shape"
+        )
+    cb, _ = _compute(b)
+    return _elementwise(lambda v: v * _sigmoid(alpha * v) * cb.astype(v.dtype), a)
+
+
+@register("PRelu", since=(1, 6))
+def prelu_legacy(x, slope, /, *, consumed_inputs=None):
+    """Opsets 1-6: a 1-D slope of size C applies per channel (axis 1)."""
+    x, slope = np.asarray(x), np.asarray(slope)
+    if slope.ndim == 1 and slope.size > 1 and x.ndim >= 2 and slope.shape[0] == x.shape[1]:
+        slope = slope.reshape((-1,) + (1,) * (x.ndim - 2))
+    return _prelu(x, slope)
+
+
+@register("PRelu", since=(7, 9, 16))
+def prelu(x, slope, /):
+    """slope * x for x < 0, x otherwise; slope broadcasts unidirectionally to x."""
+    x, slope = np.asarray(x), np.asarray(slope)
+    if np.broadcast_shapes(x.shape, slope.shape) != x.shape:
+        raise ValueError(f"PRelu: slope {list(slope.shape)} does not broadcast to {list(x.shape)}")
+    return _prelu(x, slope)
+
+
+def _prelu(x: np.ndarray, slope: np.ndarray) -> np.ndarray:
+    cx, cs = as_compute(x), as_compute(slope)
+    with np.errstate(all="ignore"):
+        y = np.where(cx < 0, cx * cs, cx)
+    return _float_result(np.broadcast_to(y, x.shape), x.dtype)
+
+
+# -- softmax family ------------------------------------------------------------------------------
+
+
+def _norm_axis(axis: int, rank: int, op: str) -> int:
+    if not -max(rank, 1) <= axis < max(rank, 1):
+        raise ValueError(f"{op}: axis {axis} is out of range for rank {rank}")
+    return axis + rank if axis < 0 else axis
+
+
+def _softmax(v: np.ndarray, axis: int) -> np.ndarray:
+    shifted = v - np.max(v, axis=axis, keepdims=True)
+    e = np.exp(shifted)
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _log_softmax(v: np.ndarray, axis: int) -> np.ndarray:
+    shifted = v - np.max(v, axis=axis, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+def _hardmax(v: np.ndarray, axis: int) -> np.ndarray:
+    """One-hot of the first maximum along ``axis``."""
+    idx = np.expand_dims(np.argmax(v, axis=axis), axis)
+    out = np.zeros(v.shape, dtype=v.dtype)
+    if v.size:
+        np.put_along_axis(out, idx, 1, axis=axis)
+    return out
+
+
+def _along_axis(
+    fn: Callable[[np.ndarray, int], np.ndarray], x: object, axis: int, op: str
+) -> np.ndarray:
+    cx, dtype = _compute(x)
+    if cx.ndim == 0:
+        cx = cx.reshape(1)
+        with np.errstate(all="ignore"):
+            return _float_result(fn(cx, 0).reshape(()), dtype)
+    with np.errstate(all="ignore"):
+        return _float_result(fn(cx, _norm_axis(axis, cx.ndim, op)), dtype)
+
+
+def _coerced_2d(
+    fn: Callable[[np.ndarray, int], np.ndarray], x: object, axis: int, op: str
+) -> np.ndarray:
+    """Pre-13 semantics: flatten to [prod(shape[:axis]), prod(shape[axis:])], apply on dim 1."""
+    cx, dtype = _compute(x)
+    rank = cx.ndim
+    if not -rank <= axis <= rank:
+        raise ValueError(f"{op}: axis {axis} is out of range for rank {rank}")
+    axis = axis + rank if axis < 0 else axis
+    rows = int(np.prod(cx.shape[:axis], dtype=np.int64))
+    flat = (
+        cx.reshape(rows, -1)
+        if rows
+        else cx.reshape(0, int(np.prod(cx.shape[axis:], dtype=np.int64)))
+    )
+    with np.errstate(all="ignore"):
+        y = fn(flat, 1) if flat.shape[1] else flat.copy()
+    return _float_result(y.reshape(cx.shape), dtype)
+
+
+@register("Softmax", since=(1, 11))
+def softmax_legacy(x, /, *, axis=1):
+    return _coerced_2d(_softmax, x, axis, "Softmax")
+
+
+@register("Softmax", since=13)
+def softmax(x, /, *, axis=-1):
+    return _along_axis(_softmax, x, axis, "Softmax")
+
+
+@register("LogSoftmax", since=(1, 11))
+def log_softmax_legacy(x, /, *, axis=1):
+    return _coerced_2d(_log_softmax, x, axis, "LogSoftmax")
+
+
+@register("LogSoftmax", since=13)
+def log_softmax(x, /, *, axis=-1):
+    return _along_axis(_log_softmax, x, axis, "LogSoftmax")
+
+
+@register("Hardmax", since=(1, 11))
+def hardmax_legacy(x, /, *, axis=1):
+    return _coerced_2d(_hardmax, x, axis, "Hardmax")
+
+
+@register("Hardmax", since=13)
+def hardmax(x, /, *, axis=-1):
+    return _along_axis(_hardmax, x, axis, "Hardmax")

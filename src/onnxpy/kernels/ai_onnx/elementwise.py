@@ -1,0 +1,465 @@
+"""Element-wise math, logic and comparison operators of the default domain.
+
+Binary operators of opsets 1-6 carry the legacy ``broadcast``/``axis`` attributes: without
+``broadcast=1`` both shapes must match; with it B is aligned with A from ``axis`` (or by suffix).
+From opset 7 on, NumPy-style multidirectional broadcasting applies.
+Low-precision float types without NumPy math loops (bfloat16, float8...) are computed in
+float32 and rounded back, so every result keeps the input's element type.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+
+import ml_dtypes
+import numpy as np
+
+from onnxpy.kernels.registry import register
+
+__all__ = ["erf", "as_compute", "legacy_broadcast"]
+
+# ml_dtypes floats: computed in float32 and rounded back to their own type.
+_EXTENDED_FLOATS = frozenset(
+    np.dtype(t)
+    for t in (
+        ml_dtypes.bfloat16,
+        ml_dtypes.float8_e4m3fn,
+        ml_dtypes.float8_e4m3fnuz,
+        ml_dtypes.float8_e5m2,
+        ml_dtypes.float8_e5m2fnuz,
+        ml_dtypes.float8_e8m0fnu,
+        ml_dtypes.float4_e2m1fn,
+        ml_dtypes.float6_e2m3fn,
+        ml_dtypes.float6_e3m2fn,
+    )
+)
+
+
+def as_compute(x: np.ndarray) -> np.ndarray:
+    """``x`` in a dtype NumPy computes with natively (float32 for ml_dtypes floats)."""
+    x = np.asarray(x)
+    if x.dtype in _EXTENDED_FLOATS:
+        return x.astype(np.float32)
+    return x
+
+
+def _result(y: object, dtype: np.dtype) -> np.ndarray:
+    """An ndarray of exactly ``dtype`` (ufuncs on 0-d arrays return NumPy scalars)."""
+    y = np.asarray(y)
+    if y.dtype != dtype:
+        with np.errstate(all="ignore"):
+            y = y.astype(dtype)
+    return y
+
+
+def _unary(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """Apply ``fn`` in a computable dtype and round back to the input's type."""
+
+    def apply(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        with np.errstate(all="ignore"):
+            return _result(fn(as_compute(x)), x.dtype)
+
+    return apply
+
+
+def _binary(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Callable[..., np.ndarray]:
+    """Apply a same-typed binary ``fn`` with broadcasting; the result keeps A's type."""
+
+    def apply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        a, b = np.asarray(a), np.asarray(b)
+        with np.errstate(all="ignore"):
+            return _result(fn(as_compute(a), as_compute(b)), a.dtype)
+
+    return apply
+
+
+def legacy_broadcast(
+    a: np.ndarray, b: np.ndarray, axis: int | None, broadcast: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Opset 1-6 broadcasting: B aligned to A from ``axis`` (suffix match when unset)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if not broadcast:
+        if a.shape != b.shape:
+            raise ValueError(
+                f"shapes {list(a.shape)} and {list(b.shape)} differ and broadcast is not enabled"
+            )
+        return a, b
+    if b.ndim > a.ndim:
+        raise ValueError(f"B of rank {b.ndim} cannot be broadcast to A of rank {a.ndim}")
+    if axis is not None and b.size != 1:
+        if axis < 0:
+            axis += a.ndim
+        if axis < 0 or axis + b.ndim > a.ndim:
+            raise ValueError(f"axis {axis} does not fit B {list(b.shape)} into A {list(a.shape)}")
+        b = b.reshape(b.shape + (1,) * (a.ndim - axis - b.ndim))
+    return a, b
+
+
+def _register_binary(
+    op: str, fn: Callable[..., np.ndarray], legacy: tuple[int, ...], modern: tuple[int, ...]
+) -> None:
+    """Register the legacy (broadcast/axis attributes) and modern forms of a binary op."""
+
+    def legacy_kernel(a, b, /, *, axis=None, broadcast=0, consumed_inputs=None):
+        return fn(*legacy_broadcast(a, b, axis, broadcast))
+
+    def kernel(a, b, /):
+        return fn(a, b)
+
+    legacy_kernel.__name__ = f"{op.lower()}_legacy"
+    kernel.__name__ = op.lower()
+    if legacy:
+        register(op, since=legacy)(legacy_kernel)
+    register(op, since=modern)(kernel)
+
+
+# -- arithmetic ----------------------------------------------------------------------------------
+
+
+def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """True division for floats; integer division truncates toward zero (C semantics)."""
+    if a.dtype.kind in "iu":
+        safe = np.where(b == 0, 1, b).astype(b.dtype)
+        if a.dtype.kind == "u":
+            q = a // safe
+        else:
+            q = (a - np.fmod(a, safe)) // safe
+        return np.where(b == 0, 0, q).astype(a.dtype)
+    return np.divide(a, b)
+
+
+def _power(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x ** y in x's type; integer bases with negative exponents go through float64."""
+    if x.dtype.kind in "iu" and y.dtype.kind in "iu":
+        y64 = y.astype(np.int64)
+        if np.any(y64 < 0):
+            return np.trunc(np.power(x.astype(np.float64), y64.astype(np.float64)))
+        return np.power(x.astype(np.int64) if x.dtype.kind == "i" else x, y64)
+    if x.dtype.kind in "iu":
+        return np.power(x.astype(np.float64), y)
+    return np.power(x, y)
+
+
+_register_binary("Add", _binary(np.add), (1, 6), (7, 13, 14))
+_register_binary("Sub", _binary(np.subtract), (1, 6), (7, 13, 14))
+_register_binary("Mul", _binary(np.multiply), (1, 6), (7, 13, 14))
+_register_binary("Div", _binary(_divide), (1, 6), (7, 13, 14))
+_register_binary("Pow", _binary(_power), (1,), (7, 12, 13, 15))
+
+
+@register("Mod", since=(10, 13, 28))
+def mod(a, b, /, *, fmod=0):
+    """fmod=0: sign of the divisor (floor); fmod=1: sign of the dividend (C fmod)."""
+    if fmod not in (0, 1):
+        raise ValueError(f"Mod: fmod must be 0 or 1, got {fmod}")
+    a, b = np.asarray(a), np.asarray(b)
+    ca, cb = as_compute(a), as_compute(b)
+    with np.errstate(all="ignore"):
+        if a.dtype.kind in "iu":
+            safe = np.where(cb == 0, 1, cb).astype(cb.dtype)
+            r = np.fmod(ca, safe) if fmod else np.mod(ca, safe)
+            r = np.where(cb == 0, 0, r)
+        else:
+            r = np.fmod(ca, cb) if fmod else np.mod(ca, cb)
+    return _result(r, a.dtype)
+
+
+# -- unary math ----------------------------------------------------------------------------------
+
+
+def _chebyshev_fit(f: Callable[[float], float], lo: float, hi: float, degree: int) -> np.ndarray:
+    """Power coefficients, in t = (2x - lo - hi) / (hi - lo), of ``f`` interpolated at the
+    Chebyshev nodes of [lo, hi] (near-minimax for smooth functions)."""
+    nodes = np.cos(np.pi * (np.arange(degree + 1) + 0.5) / (degree + 1))
+    values = [f(float(lo + (t + 1) * (hi - lo) / 2)) for t in nodes]
+    cheb = np.polynomial.chebyshev
+    return cheb.cheb2poly(cheb.chebfit(nodes, values, degree))
+
+
+def _horner(coefficients: np.ndarray, t: np.ndarray) -> np.ndarray:
+    y = np.full_like(t, coefficients[-1])
+    for c in coefficients[-2::-1]:
+        y = y * t + c
+    return y
+
+
+# erf in float64 to ~2e-16 relative, with tables built once from the math module:
+# |x| < 1: erf(x) = x * P(x^2); 1 <= |x| < 6: erf(x) = 1 - exp(-x^2) * Q(x) where
+# Q = erfc * exp(x^2) is smooth; |x| >= 6: erf(x) = 1 to double precision.
+_ERF_SMALL = _chebyshev_fit(lambda u: math.erf(math.sqrt(u)) / math.sqrt(u), 0.0, 1.0, 12)
+_ERFC_SCALED = [
+    (lo, hi, _chebyshev_fit(lambda v: math.erfc(v) * math.exp(v * v), lo, hi, 16))
+    for lo, hi in ((1.0, 2.5), (2.5, 6.0))
+]
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """The error function, evaluated in float64 (no SciPy needed)."""
+    x = np.asarray(x, dtype=np.float64)
+    a = np.abs(x).ravel()
+    y = np.ones_like(a)
+    small = a < 1.0
+    if np.any(small):
+        s = a[small]
+        y[small] = s * _horner(_ERF_SMALL, 2.0 * s * s - 1.0)
+    for lo, hi, coefficients in _ERFC_SCALED:
+        band = (a >= lo) & (a < hi)
+        if np.any(band):
+            b = a[band]
+            t = (2.0 * b - (lo + hi)) / (hi - lo)
+            y[band] = 1.0 - np.exp(-b * b) * _horner(coefficients, t)
+    y[np.isnan(a)] = np.nan
+    return np.copysign(y.reshape(x.shape), x)
+
+
+_UNARY: dict[str, tuple[Callable[[np.ndarray], np.ndarray], tuple[int, ...]]] = {
+    "Abs": (np.abs, (1, 6, 13)),
+    "Acos": (np.arccos, (7, 22)),
+    "Acosh": (np.arccosh, (9, 22)),
+    "Asin": (np.arcsin, (7, 22)),
+    "Asinh": (np.arcsinh, (9, 22)),
+    "Atan": (np.arctan, (7, 22)),
+    "Atanh": (np.arctanh, (9, 22)),
+    "Ceil": (np.ceil, (1, 6, 13)),
+    "Cos": (np.cos, (7, 22)),
+    "Cosh": (np.cosh, (9, 22)),
+    "Erf": (erf, (9, 13)),  # integer inputs (opset 9) truncate back
+    "Exp": (np.exp, (1, 6, 13)),
+    "Floor": (np.floor, (1, 6, 13)),
+    "Log": (np.log, (1, 6, 13)),
+    "Neg": (np.negative, (1, 6, 13)),
+    "Reciprocal": (np.reciprocal, (1, 6, 13)),
+    "Round": (np.rint, (11, 22)),  # halves to even
+    "Sign": (np.sign, (9, 13)),
+    "Sin": (np.sin, (7, 22)),
+    "Sinh": (np.sinh, (9, 22)),
+    "Sqrt": (np.sqrt, (1, 6, 13)),
+    "Tan": (np.tan, (7, 22)),
+    "Tanh": (np.tanh, (1, 6, 13)),
+}
+
+
+def _register_unary(
+    op: str, fn: Callable[[np.ndarray], np.ndarray], since: tuple[int, ...]
+) -> None:
+    apply = _unary(fn)
+    if since[0] == 1:
+        # Opset 1 carries the legacy ``consumed_inputs`` hint, which changes nothing.
+        def legacy_kernel(x, /, *, consumed_inputs=None):
+            return apply(x)
+
+        legacy_kernel.__name__ = f"{op.lower()}_legacy"
+        register(op, since=1)(legacy_kernel)
+        since = since[1:]
+
+    def kernel(x, /):
+        return apply(x)
+
+    kernel.__name__ = op.lower()
+    register(op, since=since)(kernel)
+
+
+for _op, (_fn, _since) in _UNARY.items():
+    _register_unary(_op, _fn, _since)
+
+
+@register("Clip", since=1)
+def clip_legacy(x, /, *, min=None, max=None, consumed_inputs=None):  # noqa: A002
+    """Opset 1: bounds are attributes; an absent one means unbounded."""
+    return _clip(np.asarray(x), min, max)
+
+
+@register("Clip", since=6)
+def clip_6(x, /, *, min=-3.4028234663852886e38, max=3.4028234663852886e38):  # noqa: A002
+    """Opset 6: bound attributes default to the float range."""
+    return _clip(np.asarray(x), min, max)
+
+
+@register("Clip", since=(11, 12, 13))
+def clip(x, lo=None, hi=None, /):
+    """Opset 11+: bounds are optional (scalar) inputs."""
+    return _clip(np.asarray(x), lo, hi)
+
+
+def _bound(value: object, dtype: np.dtype) -> np.ndarray | None:
+    if value is None:
+        return None
+    arr = np.asarray(value)
+    if arr.size == 0:
+        return None
+    if arr.size == 1:
+        arr = arr.reshape(())
+    with np.errstate(all="ignore"):
+        return arr.astype(dtype)
+
+
+def _clip(x: np.ndarray, lo: object, hi: object) -> np.ndarray:
+    cx = as_compute(x)
+    lo_b, hi_b = _bound(lo, cx.dtype), _bound(hi, cx.dtype)
+    y = cx
+    if lo_b is not None:
+        y = np.maximum(y, lo_b)
+    if hi_b is not None:
+        y = np.minimum(y, hi_b)
+    if y is cx:
+        y = cx.copy()
+    return _result(y, x.dtype)
+
+
+# -- variadic ------------------------------------------------------------------------------------
+
+
+def _variadic(op: str, args: tuple[np.ndarray, ...], fn: Callable[..., np.ndarray]) -> np.ndarray:
+    if not args:
+        raise ValueError(f"{op} needs at least one input")
+    dtype = np.asarray(args[0]).dtype
+    with np.errstate(all="ignore"):
+        acc = functools.reduce(fn, [as_compute(a) for a in args])
+    return _result(np.array(acc, copy=True) if len(args) == 1 else acc, dtype)
+
+
+@register("Max", since=(1, 6, 8, 12, 13))
+def max_(*args, consumed_inputs=None):
+    """Element-wise maximum with broadcasting; NaN propagates."""
+    return _variadic("Max", args, np.maximum)
+
+
+@register("Min", since=(1, 6, 8, 12, 13))
+def min_(*args, consumed_inputs=None):
+    """Element-wise minimum with broadcasting; NaN propagates."""
+    return _variadic("Min", args, np.minimum)
+
+
+@register("Sum", since=(1, 6, 8, 13))
+def sum_(*args, consumed_inputs=None):
+    return _variadic("Sum", args, np.add)
+
+
+@register("Mean", since=(1, 6, 8, 13))
+def mean(*args, consumed_inputs=None):
+    if not args:
+        raise ValueError("Mean needs at least one input")
+    dtype = np.asarray(args[0]).dtype
+    total = as_compute(_variadic("Mean", args, np.add))
+    return _result(total / total.dtype.type(len(args)), dtype)
+
+
+# -- logic and comparison ------------------------------------------------------------------------
+
+
+def _bool_binary(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+    def apply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return _result(fn(as_compute(np.asarray(a)), as_compute(np.asarray(b))), np.dtype(bool))
+
+    return apply
+
+
+def _equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if a.dtype == object or b.dtype == object:
+        a, b = np.broadcast_arrays(a, b)
+        return np.array(
+            [x == y for x, y in zip(a.ravel(), b.ravel(), strict=True)], dtype=bool
+        ).reshape(a.shape)
+    return np.equal(a, b)
+
+
+_register_binary("And", _bool_binary(np.logical_and), (1,), (7,))
+_register_binary("Or", _bool_binary(np.logical_or), (1,), (7,))
+_register_binary("Xor", _bool_binary(np.logical_xor), (1,), (7,))
+_register_binary("Equal", _bool_binary(_equal), (1,), (7, 11, 13, 19))
+_register_binary("Greater", _bool_binary(np.greater), (1,), (7, 9, 13))
+_register_binary("Less", _bool_binary(np.less), (1,), (7, 9, 13))
+_register_binary("GreaterOrEqual", _bool_binary(np.greater_equal), (), (12, 16))
+_register_binary("LessOrEqual", _bool_binary(np.less_equal), (), (12, 16))
+
+
+@register("Not", since=1)
+def not_(x, /):
+    return np.logical_not(np.asarray(x))
+
+
+@register("IsNaN", since=(9, 13, 20))
+def isnan(x, /):
+    return np.asarray(np.isnan(as_compute(np.asarray(x))))
+
+
+@register("IsInf", since=(10, 20))
+def isinf(x, /, *, detect_negative=1, detect_positive=1):
+    cx = as_compute(np.asarray(x))
+    inf = np.isinf(cx)
+    if not detect_negative:
+        inf &= cx > 0
+    if not detect_positive:
+        inf &= cx < 0
+    return np.asarray(inf)
+
+
+@register("Where", since=(9, 16))
+def where(condition, x, y, /):
+    x, y = np.asarray(x), np.asarray(y)
+    return _result(np.where(np.asarray(condition, dtype=bool), x, y), x.dtype)
+
+
+# -- bitwise -------------------------------------------------------------------------------------
+
+_register_binary("BitwiseAnd", _binary(np.bitwise_and), (), (18,))
+_register_binary("BitwiseOr", _binary(np.bitwise_or), (), (18,))
+_register_binary("BitwiseXor", _binary(np.bitwise_xor), (), (18,))
+
+
+@register("BitwiseNot", since=18)
+def bitwise_not(x, /):
+    x = np.asarray(x)
+    return _result(np.invert(x), x.dtype)
+
+
+@register("BitShift", since=(11, 28))
+def bitshift(x, y, /, *, direction=None):
+    """Logical shifts for unsigned, arithmetic right shift for signed; shifts outside
+    [0, bits) give the sign fill (-1 or 0) for RIGHT and 0 for LEFT."""
+    if direction not in ("LEFT", "RIGHT"):
+        raise ValueError(f"BitShift: direction must be 'LEFT' or 'RIGHT', got {direction!r}")
+    x, y = np.asarray(x), np.asarray(y)
+    bits = x.dtype.itemsize * 8
+    y64 = y.astype(np.int64)
+    valid = (y64 >= 0) & (y64 < bits)
+    shift = np.where(valid, y64, 0).astype(x.dtype)
+    unsigned = np.dtype(f"u{x.dtype.itemsize}")
+    if direction == "LEFT":
+        shifted = np.left_shift(x.view(unsigned), shift.view(unsigned)).view(x.dtype)
+        fill = np.zeros((), dtype=x.dtype)
+    else:
+        shifted = np.right_shift(x, shift)
+        fill = np.where(x < 0, -1, 0).astype(x.dtype) if x.dtype.kind == "i" else 0
+    return _result(np.where(valid, shifted, fill), x.dtype)
+
+
+# -- matrices and thresholds ---------------------------------------------------------------------
+
+
+@register("Det", since=(11, 22))
+def det(x, /):
+    """Determinant of the trailing square matrices: shape [*, M, M] -> [*]."""
+    x = np.asarray(x)
+    if x.ndim < 2 or x.shape[-1] != x.shape[-2]:
+        raise ValueError(f"Det needs [*, M, M] input, got shape {list(x.shape)}")
+    cx = x.astype(np.float64) if x.dtype != np.float32 else x
+    return _result(np.linalg.det(cx), x.dtype)
+
+
+@register("Shrink", since=9)
+def shrink(x, /, *, bias=0.0, lambd=0.5):
+    """x - bias above lambd, x + bias below -lambd, 0 in between."""
+    x = np.asarray(x)
+    cx = (
+        as_compute(x)
+        if x.dtype.kind == "f" or x.dtype in _EXTENDED_FLOATS
+        else x.astype(np.float64)
+    )
+    with np.errstate(all="ignore"):
+        y = np.where(cx < -lambd, cx + bias, np.where(cx > lambd, cx - bias, 0))
+    return _result(y, x.dtype)

@@ -1,0 +1,319 @@
+"""Linear quantization: QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, QLinearMatMul,
+QLinearConv.
+
+Granularity follows the scale's shape: a single value is per-tensor, a 1-D scale is per-axis
+along ``axis``, and with ``block_size`` > 0 each scale entry covers ``block_size`` consecutive
+elements along ``axis``. Integer targets round half to even and saturate to their range;
+float8/float4/float6 targets round to nearest even, float8 clamping out-of-range values to
++/-max when ``saturate`` (else NaN, or inf for E5M2). Integer products are summed in float64,
+which is exact for any realistic size (|sum| < 2**53), so BLAS can do the work.
+"""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+
+from onnxpy.kernels.registry import register
+from onnxpy.types import ELEM_TYPE_TO_DTYPE
+
+_INT_RANGES: dict[np.dtype, tuple[int, int]] = {
+    np.dtype(np.int8): (-128, 127),
+    np.dtype(np.uint8): (0, 255),
+    np.dtype(np.int16): (-32768, 32767),
+    np.dtype(np.uint16): (0, 65535),
+    np.dtype(np.int32): (-(2**31), 2**31 - 1),
+    np.dtype(ml_dtypes.int4): (-8, 7),
+    np.dtype(ml_dtypes.uint4): (0, 15),
+    np.dtype(ml_dtypes.int2): (-2, 1),
+    np.dtype(ml_dtypes.uint2): (0, 3),
+}
+# Float targets that have an out-of-range encoding (NaN/inf) when not saturating.
+_FLOAT8 = frozenset(
+    np.dtype(t)
+    for t in (
+        ml_dtypes.float8_e4m3fn,
+        ml_dtypes.float8_e4m3fnuz,
+        ml_dtypes.float8_e5m2,
+        ml_dtypes.float8_e5m2fnuz,
+    )
+)
+# Float targets without inf/NaN: they always saturate.
+_SMALL_FLOATS = frozenset(
+    np.dtype(t) for t in (ml_dtypes.float4_e2m1fn, ml_dtypes.float6_e2m3fn, ml_dtypes.float6_e3m2fn)
+)
+_E8M0 = np.dtype(ml_dtypes.float8_e8m0fnu)
+_HALF_TYPES = frozenset(np.dtype(t) for t in (np.float16, ml_dtypes.bfloat16))
+
+
+def _f64(a: object) -> np.ndarray:
+    return np.asarray(a).astype(np.float64)
+
+
+def _normalize_axis(axis: int, rank: int) -> int:
+    if not -rank <= axis < max(rank, 1):
+        raise ValueError(f"axis {axis} out of range for rank {rank}")
+    return axis + rank if axis < 0 else axis
+
+
+def _expand(param: np.ndarray, shape: tuple[int, ...], axis: int, block_size: int) -> np.ndarray:
+    """A scale or zero point broadcastable against an input of ``shape``."""
+    p = np.asarray(param)
+    rank = len(shape)
+    if block_size and block_size > 0:
+        ax = _normalize_axis(axis, rank)
+        if p.ndim != rank:
+            raise ValueError(f"blocked quantization needs a scale of rank {rank}, got {p.shape}")
+        blocks = -(-shape[ax] // block_size)
+        if p.shape[ax] != blocks or any(p.shape[i] != shape[i] for i in range(rank) if i != ax):
+            raise ValueError(
+                f"scale shape {p.shape} does not match input {shape} with block_size {block_size}"
+            )
+        return np.repeat(p, block_size, axis=ax).take(np.arange(shape[ax]), axis=ax)
+    if p.size == 1:
+        return p.reshape(())
+    if p.ndim == 1:
+        ax = _normalize_axis(axis, rank)
+        if p.shape[0] != shape[ax]:
+            raise ValueError(f"per-axis scale of length {p.shape[0]} for axis {ax} of {shape}")
+        return p.reshape([-1 if i == ax else 1 for i in range(rank)])
+    raise ValueError(f"scale of shape {p.shape} needs block_size for input shape {shape}")
+
+
+def _to_float_type(v: np.ndarray, dtype: np.dtype, saturate: int) -> np.ndarray:
+    """Round float64 values to a float8/float4/float6 type (nearest even)."""
+    if dtype in _SMALL_FLOATS or (dtype in _FLOAT8 and saturate):
+        fmax = float(ml_dtypes.finfo(dtype).max)
+        v = np.clip(v, -fmax, fmax)  # NaN stays NaN
+    return v.astype(dtype)
+
+
+def _saturate_int(v: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    lo, hi = _INT_RANGES[dtype]
+    v = np.clip(np.nan_to_num(v, nan=0.0), lo, hi)
+    return v.astype(np.int64).astype(dtype)
+
+
+def _precision_quotient(x: np.ndarray, scale: np.ndarray, precision: np.dtype) -> np.ndarray:
+    """x / scale as computed in ``precision`` (one correctly rounded division), in float64."""
+    if precision.kind == "f" or precision in _HALF_TYPES:
+        with np.errstate(all="ignore"):
+            xs = x.astype(precision).astype(np.float64)
+            ss = scale.astype(precision).astype(np.float64)
+            return (xs / ss).astype(precision).astype(np.float64)
+    with np.errstate(all="ignore"):
+        return x.astype(np.float64) / scale.astype(np.float64)
+
+
+def _quantize_values(q: np.ndarray, zero_point: np.ndarray, dtype: np.dtype, saturate: int):
+    """saturate(round(q) + zp) for integers, convert(q + zp) for float types."""
+    if dtype in _INT_RANGES:
+        return _saturate_int(np.rint(q) + zero_point, dtype)
+    return _to_float_type(q + zero_point, dtype, saturate)
+
+
+def _output_type(output_dtype: int, zero_point: object) -> np.dtype:
+    if output_dtype:
+        dtype = ELEM_TYPE_TO_DTYPE.get(int(output_dtype))
+        if dtype is None or not (
+            dtype in _INT_RANGES or dtype in _FLOAT8 or dtype in _SMALL_FLOATS
+        ):
+            raise ValueError(f"unsupported output_dtype {output_dtype}")
+        if zero_point is not None and np.asarray(zero_point).dtype != dtype:
+            raise ValueError("output_dtype and the zero point's type differ")
+        return dtype
+    if zero_point is not None:
+        return np.asarray(zero_point).dtype
+    return np.dtype(np.uint8)
+
+
+@register("QuantizeLinear", since=(10, 13, 19, 21, 23, 24, 25, 28))
+def quantize_linear(
+    x,
+    y_scale,
+    y_zero_point=None,
+    /,
+    *,
+    axis=1,
+    block_size=0,
+    output_dtype=0,
+    precision=0,
+    saturate=1,
+):
+    """y = saturate(round(x / y_scale) + y_zero_point)."""
+    x = np.asarray(x)
+    dtype = _output_type(output_dtype, y_zero_point)
+    scale = np.asarray(y_scale)
+    if precision:
+        prec = ELEM_TYPE_TO_DTYPE.get(int(precision))
+        if prec is None:
+            raise ValueError(f"unsupported precision {precision}")
+    else:
+        prec = np.dtype(np.float32) if scale.dtype == _E8M0 else scale.dtype
+    scale = _expand(scale, x.shape, axis, block_size)
+    if y_zero_point is None:
+        zp = np.zeros((), dtype=np.float64)
+    else:
+        zp = _f64(_expand(y_zero_point, x.shape, axis, block_size))
+    q = _precision_quotient(x, scale, np.dtype(prec))
+    return _quantize_values(q, zp, dtype, saturate)
+
+
+@register("DequantizeLinear", since=(10, 13, 19, 21, 23, 24, 25, 28))
+def dequantize_linear(x, x_scale, x_zero_point=None, /, *, axis=1, block_size=0, output_dtype=0):
+    """y = (x - x_zero_point) * x_scale, in the output type (the scale's unless given)."""
+    x = np.asarray(x)
+    scale = np.asarray(x_scale)
+    if output_dtype:
+        dtype = ELEM_TYPE_TO_DTYPE.get(int(output_dtype))
+        if dtype is None:
+            raise ValueError(f"unsupported output_dtype {output_dtype}")
+    else:
+        dtype = np.dtype(np.float32) if scale.dtype == _E8M0 else scale.dtype
+    s = _f64(_expand(scale, x.shape, axis, block_size))
+    v = _f64(x)
+    if x_zero_point is not None:
+        v = v - _f64(_expand(x_zero_point, x.shape, axis, block_size))
+    return (v * s).astype(dtype)
+
+
+@register("DynamicQuantizeLinear", since=11)
+def dynamic_quantize_linear(x, /):
+    """uint8 quantization with scale and zero point from the data range (including 0)."""
+    x = np.asarray(x, dtype=np.float32)
+    zero = np.float32(0)
+    lo = min(zero, x.min()) if x.size else zero
+    hi = max(zero, x.max()) if x.size else zero
+    scale = np.float32((hi - lo) / np.float32(255))
+    if scale == 0:
+        return np.zeros(x.shape, np.uint8), np.array(scale), np.array(0, dtype=np.uint8)
+    zp = np.clip(np.rint(-lo / scale), 0, 255)
+    y = np.clip(np.rint(x / scale) + zp, 0, 255).astype(np.uint8)
+    return y, np.array(scale, dtype=np.float32), np.array(zp, dtype=np.uint8)
+
+
+# -- quantized linear algebra --------------------------------------------------------------------
+
+
+def _centered(q: object, zero_point: object, zp_shape_fn=None) -> np.ndarray:
+    """q - zero_point in float64 (exact for integers and float8)."""
+    zp = _f64(zero_point)
+    if zp_shape_fn is not None:
+        zp = zp_shape_fn(zp)
+    return _f64(q) - zp
+
+
+def _rows(p: np.ndarray) -> np.ndarray:
+    """A per-row parameter of ``a`` ([M]) as a column [M, 1]; others unchanged."""
+    return p.reshape(-1, 1) if p.ndim == 1 and p.size > 1 else p
+
+
+def _requantize(acc: np.ndarray, multiplier: np.ndarray, y_zero_point: object) -> np.ndarray:
+    dtype = np.asarray(y_zero_point).dtype
+    return _quantize_values(acc * multiplier, _f64(y_zero_point), dtype, 1)
+
+
+@register("QLinearMatMul", since=(10, 21))
+def qlinear_matmul(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point, /):
+    """Quantized numpy.matmul: integer product, then one rescale to the output's quantization."""
+    a_c = _centered(a, a_zero_point, _rows)
+    b_c = _centered(b, b_zero_point)
+    acc = np.matmul(a_c, b_c)
+    multiplier = _rows(_f64(a_scale)) * _f64(b_scale) / _f64(y_scale)
+    return _requantize(acc, multiplier, y_zero_point)
+
+
+def _conv_pads(
+    in_shape: tuple[int, ...],
+    kernel: list[int],
+    strides: list[int],
+    dilations: list[int],
+    pads: list | None,
+    auto_pad: str,
+) -> list[int]:
+    """[begin_1.., end_1..] paddings for the spatial axes."""
+    n = len(in_shape)
+    if isinstance(auto_pad, bytes):
+        auto_pad = auto_pad.decode()
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        begins, ends = [], []
+        for size, k, s, d in zip(in_shape, kernel, strides, dilations, strict=True):
+            out = -(-size // s)
+            total = max(0, (out - 1) * s + (k - 1) * d + 1 - size)
+            small = total // 2
+            begin = small if auto_pad == "SAME_UPPER" else total - small
+            begins.append(begin)
+            ends.append(total - begin)
+        return begins + ends
+    if auto_pad == "VALID":
+        return [0] * (2 * n)
+    if auto_pad not in ("NOTSET", ""):
+        raise ValueError(f"unknown auto_pad '{auto_pad}'")
+    return [int(p) for p in pads] if pads else [0] * (2 * n)
+
+
+def _im2col(x: np.ndarray, kernel, strides, dilations, pads) -> tuple[np.ndarray, tuple]:
+    """[N, C, *spatial] -> ([N, C, *out, *kernel] patches, out shape)."""
+    n_sp = len(kernel)
+    width = [(0, 0), (0, 0)] + [(pads[i], pads[i + n_sp]) for i in range(n_sp)]
+    xp = np.pad(x, width)
+    extents = [(k - 1) * d + 1 for k, d in zip(kernel, dilations, strict=True)]
+    axes = tuple(range(2, 2 + n_sp))
+    windows = np.lib.stride_tricks.sliding_window_view(xp, extents, axis=axes)
+    index = (slice(None), slice(None))
+    index += tuple(slice(None, None, s) for s in strides)
+    index += tuple(slice(None, None, d) for d in dilations)
+    patches = windows[index]
+    return patches, patches.shape[2 : 2 + n_sp]
+
+
+@register("QLinearConv", since=10)
+def qlinear_conv(
+    x,
+    x_scale,
+    x_zero_point,
+    w,
+    w_scale,
+    w_zero_point,
+    y_scale,
+    y_zero_point,
+    b=None,
+    /,
+    *,
+    auto_pad="NOTSET",
+    dilations=None,
+    group=1,
+    kernel_shape=None,
+    pads=None,
+    strides=None,
+):
+    """Convolution of (x - x_zp) with (w - w_zp) plus the int32 bias, rescaled to y."""
+    x = np.asarray(x)
+    w = np.asarray(w)
+    n_sp = x.ndim - 2
+    m = w.shape[0]
+    kernel = [int(k) for k in (kernel_shape or w.shape[2:])]
+    strides = [int(s) for s in (strides or [1] * n_sp)]
+    dilations = [int(d) for d in (dilations or [1] * n_sp)]
+    pad_list = _conv_pads(x.shape[2:], kernel, strides, dilations, pads, auto_pad)
+    g = int(group)
+    if x.shape[1] != w.shape[1] * g or m % g:
+        raise ValueError(f"channels do not match: x {x.shape}, w {w.shape}, group {g}")
+    xc = _centered(x, x_zero_point)  # padding with 0 here means padding x with its zero point
+    wc = _centered(w, w_zero_point, lambda z: z.reshape([-1] + [1] * (w.ndim - 1)))
+    patches, out_shape = _im2col(xc, kernel, strides, dilations, pad_list)
+    batch, cg = x.shape[0], w.shape[1]
+    ksize = int(np.prod(kernel))
+    npos = int(np.prod(out_shape))
+    # [N, g, C/g, *out, *k] -> [N, g, positions, C/g * k]
+    cols = patches.reshape(batch, g, cg, npos, ksize).transpose(0, 1, 3, 2, 4)
+    cols = cols.reshape(batch, g, npos, cg * ksize)
+    weights = wc.reshape(g, m // g, cg * ksize)
+    acc = np.matmul(cols, weights.transpose(0, 2, 1)[None])  # [N, g, positions, M/g]
+    acc = acc.transpose(0, 1, 3, 2).reshape(batch, m, *out_shape)
+    if b is not None:
+        acc = acc + _f64(b).reshape([m] + [1] * n_sp)
+    w_s = _f64(w_scale)
+    w_s = w_s.reshape([-1] + [1] * n_sp) if w_s.size > 1 else w_s.reshape(())
+    multiplier = _f64(x_scale).reshape(()) * w_s / _f64(y_scale).reshape(())
+    return _requantize(acc, multiplier, np.asarray(y_zero_point).reshape(()))

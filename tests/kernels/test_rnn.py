@@ -1,0 +1,260 @@
+"""RNN / GRU / LSTM beyond the backend cases: float64, sequence_lens, reverse, layout, clip.
+
+Expectations come from plain per-batch-entry, per-step loops written here from the equations
+of the specification.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+import onnxpy
+from onnxpy.types import elem_type_of
+
+RNG = np.random.default_rng(1234)
+
+
+def run(op, inputs, outputs, opset=22, **attrs):
+    names = [f"x{i}" if v is not None else "" for i, v in enumerate(inputs)]
+    node = helper.make_node(op, names, [f"y{i}" for i in range(outputs)], **attrs)
+    graph_inputs = [
+        helper.make_tensor_value_info(n, elem_type_of(np.asarray(v).dtype), np.shape(v))
+        for n, v in zip(names, inputs, strict=True)
+        if n
+    ]
+    graph_outputs = [
+        helper.make_tensor_value_info(f"y{i}", onnx.TensorProto.FLOAT, [None])
+        for i in range(outputs)
+    ]
+    graph = helper.make_graph([node], "g", graph_inputs, graph_outputs)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = min(model.ir_version, onnx.IR_VERSION)
+    sess = onnxpy.InferenceSession(model.SerializeToString())
+    feeds = {n: np.asarray(v) for n, v in zip(names, inputs, strict=True) if n}
+    return sess.run(None, feeds)
+
+
+def sigmoid(v):
+    return 1.0 / (1.0 + np.exp(-v))
+
+
+# -- reference loops: one batch entry, one direction, time order given by the caller -----------
+
+
+def lstm_ref(xs, w, r, b, p, h, c, input_forget=False):
+    """xs: [steps, I]; w: [4H, I]; r: [4H, H]; b: [8H]; p: [3H]. Returns hs, h, c."""
+    hid = r.shape[1]
+    wi, wo, wf, wc = np.split(w, 4)
+    ri, ro, rf, rc = np.split(r, 4)
+    wbi, wbo, wbf, wbc, rbi, rbo, rbf, rbc = np.split(b, 8)
+    pi, po, pf = p[:hid], p[hid : 2 * hid], p[2 * hid :]
+    hs = []
+    for xt in xs:
+        i = sigmoid(xt @ wi.T + h @ ri.T + pi * c + wbi + rbi)
+        if input_forget:
+            f = 1 - i
+        else:
+            f = sigmoid(xt @ wf.T + h @ rf.T + pf * c + wbf + rbf)
+        cand = np.tanh(xt @ wc.T + h @ rc.T + wbc + rbc)
+        c = f * c + i * cand
+        o = sigmoid(xt @ wo.T + h @ ro.T + po * c + wbo + rbo)
+        h = o * np.tanh(c)
+        hs.append(h)
+    return hs, h, c
+
+
+def gru_ref(xs, w, r, b, h, linear_before_reset):
+    wz, wr, wh = np.split(w, 3)
+    rz, rr, rh = np.split(r, 3)
+    wbz, wbr, wbh, rbz, rbr, rbh = np.split(b, 6)
+    hs = []
+    for xt in xs:
+        z = sigmoid(xt @ wz.T + h @ rz.T + wbz + rbz)
+        rg = sigmoid(xt @ wr.T + h @ rr.T + wbr + rbr)
+        if linear_before_reset:
+            hh = np.tanh(xt @ wh.T + rg * (h @ rh.T + rbh) + wbh)
+        else:
+            hh = np.tanh(xt @ wh.T + (rg * h) @ rh.T + rbh + wbh)
+        h = (1 - z) * hh + z * h
+        hs.append(h)
+    return hs, h
+
+
+def directional(step_fn, x, lens, reverse, hidden, n_states):
+    """Run a reference cell per batch entry over its valid steps; padding rows stay zero."""
+    seq, batch = x.shape[:2]
+    y = np.zeros((seq, batch, hidden))
+    finals = [np.zeros((batch, hidden)) for _ in range(n_states)]
+    for bi in range(batch):
+        n = int(lens[bi])
+        order = list(range(n))[::-1] if reverse else list(range(n))
+        hs, *states = step_fn(bi, x[order, bi])
+        for t, hv in zip(order, hs, strict=True):
+            y[t, bi] = hv
+        for k in range(n_states):
+            finals[k][bi] = states[k]
+    return y, finals
+
+
+def random_lstm(seq, batch, inp, hid, dirs, dtype=np.float64):
+    x = RNG.standard_normal((seq, batch, inp)).astype(dtype)
+    w = (RNG.standard_normal((dirs, 4 * hid, inp)) * 0.5).astype(dtype)
+    r = (RNG.standard_normal((dirs, 4 * hid, hid)) * 0.5).astype(dtype)
+    b = (RNG.standard_normal((dirs, 8 * hid)) * 0.3).astype(dtype)
+    p = (RNG.standard_normal((dirs, 3 * hid)) * 0.3).astype(dtype)
+    h0 = (RNG.standard_normal((dirs, batch, hid)) * 0.5).astype(dtype)
+    c0 = (RNG.standard_normal((dirs, batch, hid)) * 0.5).astype(dtype)
+    return x, w, r, b, p, h0, c0
+
+
+# -- LSTM ----------------------------------------------------------------------------------------
+
+
+def test_lstm_float64_bidirectional_with_sequence_lens_and_peepholes():
+    seq, batch, inp, hid = 5, 3, 4, 3
+    x, w, r, b, p, h0, c0 = random_lstm(seq, batch, inp, hid, 2)
+    lens = np.array([5, 2, 3], dtype=np.int32)
+    y, yh, yc = run(
+        "LSTM", [x, w, r, b, lens, h0, c0, p], 3, hidden_size=hid, direction="bidirectional"
+    )
+    assert y.dtype == yh.dtype == yc.dtype == np.float64
+    assert y.shape == (seq, 2, batch, hid) and yh.shape == yc.shape == (2, batch, hid)
+    for d, reverse in enumerate((False, True)):
+
+        def step(bi, xs, d=d):
+            return lstm_ref(xs, w[d], r[d], b[d], p[d], h0[d, bi], c0[d, bi])
+
+        ey, (eh, ec) = directional(step, x, lens, reverse, hid, 2)
+        np.testing.assert_allclose(y[:, d], ey, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(yh[d], eh, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(yc[d], ec, rtol=1e-12, atol=1e-12)
+    # Steps past an entry's length are zero in Y.
+    assert np.all(y[2:, :, 1] == 0) and np.all(y[3:, :, 2] == 0)
+
+
+def test_lstm_reverse_with_sequence_lens_starts_at_each_last_valid_step():
+    seq, batch, inp, hid = 4, 2, 2, 2
+    x, w, r, b, p, h0, c0 = random_lstm(seq, batch, inp, hid, 1)
+    lens = np.array([2, 4], dtype=np.int32)
+    y, yh = run("LSTM", [x, w, r, b, lens], 2, hidden_size=hid, direction="reverse")
+    zeros = np.zeros(hid)
+
+    def step(bi, xs):
+        return lstm_ref(xs, w[0], r[0], b[0], np.zeros(3 * hid), zeros, zeros)
+
+    ey, (eh, _) = directional(step, x, lens, True, hid, 2)
+    np.testing.assert_allclose(y[:, 0], ey, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(yh[0], eh, rtol=1e-12, atol=1e-12)
+    # Entry 0 (length 2) reads x[1] first: its Y_h is the state after x[1], x[0].
+    np.testing.assert_allclose(yh[0, 0], y[0, 0, 0], rtol=0, atol=0)
+
+
+def test_lstm_input_forget_couples_gates():
+    x, w, r, b, p, h0, c0 = random_lstm(3, 2, 3, 2, 1)
+    y, yh, yc = run("LSTM", [x, w, r, b, None, h0, c0, p], 3, hidden_size=2, input_forget=1)
+    lens = np.array([3, 3])
+
+    def step(bi, xs):
+        return lstm_ref(xs, w[0], r[0], b[0], p[0], h0[0, bi], c0[0, bi], input_forget=True)
+
+    ey, (eh, ec) = directional(step, x, lens, False, 2, 2)
+    np.testing.assert_allclose(y[:, 0], ey, rtol=1e-12)
+    np.testing.assert_allclose(yc[0], ec, rtol=1e-12)
+
+
+def test_lstm_layout_1_is_the_batch_major_transpose():
+    x, w, r, b, p, h0, c0 = random_lstm(4, 3, 2, 5, 2, np.float32)
+    y0, h_0, c_0 = run("LSTM", [x, w, r, b, None, h0, c0], 3, direction="bidirectional")
+    y1, h_1, c_1 = run(
+        "LSTM",
+        [x.transpose(1, 0, 2), w, r, b, None, h0.transpose(1, 0, 2), c0.transpose(1, 0, 2)],
+        3,
+        direction="bidirectional",
+        layout=1,
+    )
+    np.testing.assert_array_equal(y1, y0.transpose(2, 0, 1, 3))
+    np.testing.assert_array_equal(h_1, h_0.transpose(1, 0, 2))
+    np.testing.assert_array_equal(c_1, c_0.transpose(1, 0, 2))
+
+
+def test_lstm_float16_keeps_its_type():
+    x, w, r, *_ = random_lstm(2, 1, 2, 2, 1, np.float16)
+    y, yh = run("LSTM", [x, w, r], 2, hidden_size=2)
+    assert y.dtype == yh.dtype == np.float16
+    y32, _ = run("LSTM", [x.astype(np.float32), w.astype(np.float32), r.astype(np.float32)], 2)
+    np.testing.assert_allclose(y.astype(np.float32), y32, rtol=2e-3, atol=1e-3)
+
+
+# -- GRU -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lbr", [0, 1])
+def test_gru_float64_bidirectional_with_sequence_lens(lbr):
+    seq, batch, inp, hid = 4, 3, 3, 2
+    x = RNG.standard_normal((seq, batch, inp))
+    w = RNG.standard_normal((2, 3 * hid, inp)) * 0.5
+    r = RNG.standard_normal((2, 3 * hid, hid)) * 0.5
+    b = RNG.standard_normal((2, 6 * hid)) * 0.3
+    h0 = RNG.standard_normal((2, batch, hid)) * 0.5
+    lens = np.array([4, 1, 3], dtype=np.int32)
+    y, yh = run(
+        "GRU",
+        [x, w, r, b, lens, h0],
+        2,
+        hidden_size=hid,
+        direction="bidirectional",
+        linear_before_reset=lbr,
+    )
+    assert y.dtype == np.float64
+    for d, reverse in enumerate((False, True)):
+
+        def step(bi, xs, d=d):
+            return gru_ref(xs, w[d], r[d], b[d], h0[d, bi], lbr)
+
+        ey, (eh,) = directional(step, x, lens, reverse, hid, 1)
+        np.testing.assert_allclose(y[:, d], ey, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(yh[d], eh, rtol=1e-12, atol=1e-12)
+
+
+# -- RNN -----------------------------------------------------------------------------------------
+
+
+def test_rnn_activation_alpha_clip_and_opset7():
+    seq, batch, inp, hid = 3, 2, 2, 3
+    x = RNG.standard_normal((seq, batch, inp)) * 3
+    w = RNG.standard_normal((1, hid, inp))
+    r = RNG.standard_normal((1, hid, hid))
+    b = RNG.standard_normal((1, 2 * hid))
+    alpha = float(np.float32(0.2))  # FLOAT attributes are stored as float32
+    y, yh = run(
+        "RNN",
+        [x, w, r, b],
+        2,
+        opset=7,
+        hidden_size=hid,
+        activations=["LeakyRelu"],
+        activation_alpha=[0.2],
+        clip=1.5,
+    )
+    h = np.zeros((batch, hid))
+    for t in range(seq):
+        pre = np.clip(x[t] @ w[0].T + h @ r[0].T + b[0, :hid] + b[0, hid:], -1.5, 1.5)
+        h = np.where(pre >= 0, pre, alpha * pre)
+        np.testing.assert_allclose(y[t, 0], h, rtol=1e-12)
+    np.testing.assert_allclose(yh[0], h, rtol=1e-12)
+
+
+def test_rnn_hardsigmoid_defaults_and_zero_length_entry_keeps_initial_state():
+    x = RNG.standard_normal((2, 2, 1))
+    w = np.ones((1, 1, 1))
+    r = np.zeros((1, 1, 1))
+    h0 = np.array([[[0.25], [0.75]]])
+    lens = np.array([0, 2], dtype=np.int32)
+    y, yh = run("RNN", [x, w, r, None, lens, h0], 2, activations=["HardSigmoid"])
+    expected = np.clip(0.2 * x[:, 1, 0] + 0.5, 0, 1)  # defaults alpha 0.2, beta 0.5
+    np.testing.assert_allclose(y[:, 0, 1, 0], expected, rtol=1e-12)
+    assert np.all(y[:, 0, 0] == 0)
+    assert yh[0, 0, 0] == 0.25 and yh[0, 1, 0] == expected[-1]
