@@ -241,15 +241,34 @@ def assert_similar(expected: list[Any], actual: list[Any], rtol: float, atol: fl
         np.testing.assert_allclose(out, ref, rtol=r, atol=atol, err_msg=f"Output {i} differs")
 
 
+# Cases whose expected values were drawn from an unseeded random generator (NumPy's global one,
+# even in the "seed" variant): the values cannot be reproduced by any runtime, so, as the
+# conformance issue specifies, only what the suite can check is checked: shape, dtype, and that
+# every value is a Bernoulli outcome (0 or 1).
+RANDOM_OUTPUT_CASES = ("test_bernoulli",)
+
+
+def assert_random_outcomes(expected: list[Any], actual: list[Any]) -> None:
+    assert len(actual) == len(expected)
+    for ref, out in zip(expected, actual):
+        assert isinstance(out, np.ndarray)
+        assert out.shape == ref.shape and out.dtype == ref.dtype, (out.shape, out.dtype)
+        assert np.isin(out, (0, 1)).all(), "Bernoulli outcomes must be 0 or 1"
+
+
 def run_case(case: Case) -> None:
     """Run every data set of ``case`` through onnxpy; raise AssertionError on a mismatch."""
     import onnxpy
 
     sess = onnxpy.InferenceSession(str(case.model_path))
     names = [o.name for o in sess.get_outputs()]
+    random_output = case.name.startswith(RANDOM_OUTPUT_CASES)
     for feeds, expected in load_case(case):
         actual = sess.run(names, feeds)
-        assert_similar(expected, actual, case.rtol, case.atol)
+        if random_output:
+            assert_random_outcomes(expected, actual)
+        else:
+            assert_similar(expected, actual, case.rtol, case.atol)
 
 
 def expected_failures() -> dict[str, str]:

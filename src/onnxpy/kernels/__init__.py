@@ -11,7 +11,11 @@ from onnxpy.kernels.registry import NodeInfo, lookup, register, registered_ops
 
 __all__ = ["NodeInfo", "lookup", "register", "registered_ops", "load_all"]
 
-_DOMAIN_PACKAGES = ("onnxpy.kernels.ai_onnx", "onnxpy.kernels.ai_onnx_ml")
+_DOMAIN_PACKAGES = (
+    "onnxpy.kernels.ai_onnx",
+    "onnxpy.kernels.ai_onnx_ml",
+    "onnxpy.kernels.com_microsoft",
+)
 _loaded = False
 
 

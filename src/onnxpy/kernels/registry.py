@@ -40,6 +40,10 @@ class NodeInfo:
     output_types: tuple[Any, ...] = ()
     # Inputs whose value is fixed in the model (initializers, Constant outputs), by position.
     constant_inputs: dict[int, np.ndarray] = field(default_factory=dict)
+    # The enclosing graph and its opsets: for the rare operator defined over the graph itself
+    # (ai.onnx.preview.training::Gradient differentiates the nodes that compute its ``y``).
+    graph: Any = None
+    opsets: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -49,9 +49,9 @@ def decode_attribute(attr: AttributeProto, base_dir: str | None) -> Any:
     if t == _A.TYPE_PROTO:
         return attr.tp
     if t == _A.FLOATS:
-        return [float(x) for x in attr.floats]
+        return list(attr.floats)
     if t == _A.INTS:
-        return [int(x) for x in attr.ints]
+        return list(attr.ints)
     if t == _A.STRINGS:
         return [_text(x) for x in attr.strings]
     if t == _A.TENSORS:

@@ -325,7 +325,7 @@ class PlanBuilder:
         ] = []
         for idx in order:
             sn, kernel = expanded[idx]
-            fn = self._bind(sn, kernel, types, template_values, slot_of, node_free[idx])
+            fn = self._bind(sn, kernel, types, template_values, slot_of, node_free[idx], graph)
             in_slots = [slot(n) for n in sn.node.input] + [slot(n) for n in node_free[idx]]
             out_slots = [(p, slot(o)) for p, o in enumerate(sn.node.output) if o]
             if kernel.op_type == "Constant" and kernel.domain == "" and not sn.node.input:
@@ -384,6 +384,7 @@ class PlanBuilder:
         template_values: dict[int, Any],
         slot_of: dict[str, int],
         free: list[str],
+        graph: GraphProto,
     ) -> Callable[..., Any]:
         """Decode attributes, compile subgraphs and produce the step's callable."""
         node = sn.node
@@ -423,6 +424,8 @@ class PlanBuilder:
                 input_types=tuple(types.get(n) if n else None for n in node.input),
                 output_types=tuple(types.get(n) if n else None for n in node.output),
                 constant_inputs=constants,
+                graph=graph,
+                opsets=dict(sn.opsets),
             )
             try:
                 fn = kernel.fn(info, **attrs)

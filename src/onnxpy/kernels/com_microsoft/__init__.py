@@ -1,0 +1,1 @@
+"""Kernels of the com.microsoft domain: the contrib operators onnxruntime's optimizer and converters emit."""
