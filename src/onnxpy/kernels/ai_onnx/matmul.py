@@ -1,0 +1,186 @@
+"""Matrix products: MatMul, Gemm, Einsum and MatMulInteger.
+
+Products go through ``numpy.matmul`` (BLAS for float32/float64); transposed operands are passed
+as strided views, which BLAS consumes without copying. float16 and bfloat16 operands are
+multiplied in float32 (BLAS, and float32 accumulation) and rounded back once.
+MatMulInteger is exact: 8-bit operands shifted by their zero points are multiplied in float32
+while every partial sum is provably below 2**24, else in float64 (exact below 2**53), and
+the result wraps to int32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from onnxpy.kernels.registry import NodeInfo, register
+
+__all__ = ["compute_float", "matmul_float"]
+
+
+def compute_float(x: np.ndarray) -> np.ndarray:
+    """``x`` as float32 unless it is float32/float64 or an integer (kept as is)."""
+    if x.dtype.kind in "iub" or x.dtype in (np.float32, np.float64):
+        return x
+    return x.astype(np.float32)
+
+
+def _as_type(y: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    y = np.asarray(y)
+    if y.dtype != dtype:
+        with np.errstate(all="ignore"):
+            y = y.astype(dtype)
+    return y
+
+
+def matmul_float(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """numpy.matmul computed in a BLAS-friendly dtype, returned in a's dtype."""
+    a = np.asarray(a)
+    b = np.asarray(b)
+    if a.dtype != b.dtype:
+        raise TypeError(f"MatMul operands differ in type: {a.dtype} and {b.dtype}")
+    return _as_type(np.matmul(compute_float(a), compute_float(b)), a.dtype)
+
+
+@register("MatMul", since=(1, 9, 13))
+def matmul(a, b, /):
+    """numpy.matmul semantics: N-d broadcasting over leading axes, 1-D operands promoted."""
+    return matmul_float(a, b)
+
+
+# -- Gemm --------------------------------------------------------------------------------------
+
+
+def _gemm(a, b, c, alpha: float, beta: float, trans_a: int, trans_b: int) -> np.ndarray:
+    a = np.asarray(a)
+    b = np.asarray(b)
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"Gemm needs 2-D A and B, got ranks {a.ndim} and {b.ndim}")
+    dtype = a.dtype
+    ca, cb = compute_float(a), compute_float(b)
+    if trans_a:
+        ca = ca.T
+    if trans_b:
+        cb = cb.T
+    y = np.matmul(ca, cb)  # a fresh array: updated in place below
+    integer = y.dtype.kind in "iu"
+    if alpha != 1.0:
+        if integer:
+            y *= y.dtype.type(alpha)
+        else:
+            y *= alpha
+    if c is not None and beta != 0.0:
+        cc = compute_float(np.asarray(c))
+        if beta != 1.0:
+            cc = cc * (cc.dtype.type(beta) if integer else np.asarray(beta, dtype=cc.dtype))
+        if np.broadcast_shapes(cc.shape, y.shape) != y.shape:
+            raise ValueError(f"Gemm: C of shape {cc.shape} does not broadcast to {y.shape}")
+        y += cc
+    return _as_type(y, dtype)
+
+
+@register("Gemm", since=(1, 6))
+def gemm_legacy(a, b, c, /, *, alpha=1.0, beta=1.0, transA=0, transB=0, broadcast=0):
+    """Opsets 1-6: C is required. Without ``broadcast`` it must already be (M, N); a
+    broadcastable C is accepted either way (it has only one meaning)."""
+    return _gemm(a, b, c, alpha, beta, transA, transB)
+
+
+@register("Gemm", since=(7, 9, 11, 13))
+def gemm(a, b, c=None, /, *, alpha=1.0, beta=1.0, transA=0, transB=0):
+    """alpha * A' @ B' + beta * C, C unidirectionally broadcast (optional from opset 11)."""
+    return _gemm(a, b, c, alpha, beta, transA, transB)
+
+
+# -- Einsum ------------------------------------------------------------------------------------
+
+
+def _parse_equation(equation: str, ranks: Sequence[int]) -> str:
+    """The explicit (``->`` output given) form of ``equation`` without spaces.
+
+    Implicit output: the letters seen exactly once, in ASCII order, after the ellipsis
+    dimensions (if any operand has an ellipsis).
+    """
+    eq = equation.replace(" ", "")
+    if "->" in eq:
+        lhs, rhs = eq.split("->", 1)
+    else:
+        lhs, rhs = eq, None
+    terms = lhs.split(",")
+    if len(terms) != len(ranks):
+        raise ValueError(
+            f"Einsum equation '{equation}' names {len(terms)} operands, got {len(ranks)}"
+        )
+    counts: dict[str, int] = {}
+    has_ellipsis = False
+    for term, rank in zip(terms, ranks):
+        letters = term.replace("...", "")
+        if not all(ch.isalpha() and ch.isascii() for ch in letters):
+            raise ValueError(f"Einsum equation '{equation}' has an invalid term '{term}'")
+        if "..." in term:
+            has_ellipsis = True
+        elif len(letters) != rank:
+            raise ValueError(f"Einsum term '{term}' does not match an operand of rank {rank}")
+        for ch in letters:
+            counts[ch] = counts.get(ch, 0) + 1
+    if rhs is None:
+        rhs = ("..." if has_ellipsis else "") + "".join(
+            sorted(ch for ch, n in counts.items() if n == 1)
+        )
+    return ",".join(terms) + "->" + rhs
+
+
+@register("Einsum", since=(12, 28), factory=True)
+def einsum(info: NodeInfo, *, equation=None):
+    """Einstein summation via numpy.einsum; the contraction order is planned once per shapes."""
+    if equation is None:
+        raise ValueError("Einsum needs the 'equation' attribute")
+    paths: dict[tuple[tuple[int, ...], ...], tuple[str, list]] = {}
+
+    def run(*inputs):
+        arrays = [np.asarray(x) for x in inputs]
+        if not arrays:
+            raise ValueError("Einsum needs at least one input")
+        dtype = arrays[0].dtype
+        ops = [compute_float(x) for x in arrays]
+        key = tuple(x.shape for x in ops)
+        cached = paths.get(key)
+        if cached is None:
+            explicit = _parse_equation(equation, [x.ndim for x in ops])
+            path = np.einsum_path(explicit, *ops, optimize="greedy")[0] if len(ops) > 1 else False
+            cached = paths[key] = (explicit, path)
+        explicit, path = cached
+        return _as_type(np.einsum(explicit, *ops, optimize=path), dtype)
+
+    return run
+
+
+# -- MatMulInteger -----------------------------------------------------------------------------
+
+
+def _shifted(x: np.ndarray, zero_point: object, per_row: bool) -> np.ndarray:
+    """x - zero_point in int32; a 1-D zero point is per row (A) or per column (B)."""
+    y = x.astype(np.int32)
+    if zero_point is None:
+        return y
+    zp = np.asarray(zero_point).astype(np.int32)
+    if per_row and zp.ndim == 1 and x.ndim >= 2 and zp.size == x.shape[-2] and zp.size != 1:
+        zp = zp.reshape(-1, 1)
+    if not zp.any():
+        return y
+    return y - zp
+
+
+@register("MatMulInteger", since=10)
+def matmul_integer(a, b, a_zero_point=None, b_zero_point=None, /):
+    """Exact (a - a_zero_point) @ (b - b_zero_point) as int32."""
+    a = np.asarray(a)
+    b = np.asarray(b)
+    sa = _shifted(a, a_zero_point, per_row=True)
+    sb = _shifted(b, b_zero_point, per_row=False)
+    k = sa.shape[-1]
+    # |a - za| <= 255 and |b - zb| <= 255: every partial sum is at most k * 255**2.
+    exact = np.float32 if k * 255 * 255 < 2**24 else np.float64
+    y = np.matmul(sa.astype(exact), sb.astype(exact))
+    return y.astype(np.int64).astype(np.int32)
