@@ -271,3 +271,17 @@ def test_external_data_is_memory_mapped(tmp_path, x):
     xx = x[:1]
     y, yw = sess.run(None, {"X": xx})
     np.testing.assert_array_equal(yw, expected_add_relu(xx) + weights)
+
+
+def test_outputs_viewing_initializers_cannot_corrupt_the_session():
+    m = model(
+        [helper.make_node("Identity", ["W"], ["Y"])],
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [2])],
+        [numpy_helper.from_array(np.array([1.0, 2.0], np.float32), "W")],
+    )
+    sess = rt.InferenceSession(m.SerializeToString())
+    (y,) = sess.run(None, {"X": np.zeros(1, np.float32)})
+    with pytest.raises(ValueError):
+        y[0] = 100.0
+    np.testing.assert_array_equal(sess.run(None, {"X": np.zeros(1, np.float32)})[0], [1.0, 2.0])

@@ -17,7 +17,8 @@ import numpy as np
 import onnx
 from onnx import AttributeProto, GraphProto, NodeProto, TypeProto
 
-from onnxpy.errors import InvalidGraph, NotImplemented
+from onnxpy import errors
+from onnxpy.errors import InvalidGraph
 from onnxpy.kernels.registry import Kernel, NodeInfo, lookup
 from onnxpy.model.functions import ScopedNode, inline_function, schema_function
 from onnxpy.model.tensors import tensor_to_array
@@ -160,7 +161,7 @@ class PlanBuilder:
             except onnx.defs.SchemaError:
                 defaults = {}
             return self._expand_all(inline_function(node, body, opsets, defaults), types, depth + 1)
-        raise NotImplementedError(
+        raise errors.NotImplemented(
             f"{where}: no kernel for this operator at opset {opset} of domain "
             f"'{domain or 'ai.onnx'}'"
         )
@@ -362,6 +363,9 @@ class PlanBuilder:
         ]
         template: list[Any] = [None] * len(names)
         for s, v in template_values.items():
+            if isinstance(v, np.ndarray):
+                # Shared by every run and maybe returned (or viewed) to callers: never writable.
+                v.setflags(write=False)
             template[s] = v
         input_names = list(formal_inputs) + list(extra_inputs)
         return Plan(
@@ -393,7 +397,7 @@ class PlanBuilder:
         graphs: dict[str, Any] = {}
         for a in node.attribute:
             if kernel.attributes is not None and a.name not in kernel.attributes:
-                raise NotImplementedError(
+                raise errors.NotImplemented(
                     f"{where}: attribute '{a.name}' is not supported by onnxpy's kernel "
                     f"(opset {kernel.since}+)"
                 )
@@ -429,7 +433,7 @@ class PlanBuilder:
             )
             try:
                 fn = kernel.fn(info, **attrs)
-            except (NotImplemented, InvalidGraph):
+            except (errors.NotImplemented, InvalidGraph):
                 raise
             except Exception as e:  # noqa: BLE001
                 raise InvalidGraph(f"{where}: {e}") from e

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from onnx import GraphProto, helper
 
+from onnxpy import errors
 from onnxpy.kernels.registry import NodeInfo, register
 
 _Vjp = Callable[[list[np.ndarray], np.ndarray, np.ndarray], list[np.ndarray | None]]
@@ -110,7 +111,7 @@ def gradient(info: NodeInfo, *, xs=None, zs=None, y=None):
     if not xs or y is None:
         raise ValueError("Gradient needs the attributes 'xs' and 'y'")
     if info.graph is None:
-        raise NotImplementedError("Gradient needs its enclosing graph")
+        raise errors.NotImplemented("Gradient needs its enclosing graph")
     from onnxpy.runtime.plan import PlanBuilder
 
     zs = list(zs or [])
@@ -118,7 +119,7 @@ def gradient(info: NodeInfo, *, xs=None, zs=None, y=None):
     nodes = _forward_nodes(info.graph, y, set(sources))
     for n in nodes:
         if n.op_type not in _RULES or n.domain not in ("", "ai.onnx"):
-            raise NotImplementedError(f"Gradient through operator {n.op_type} is not implemented")
+            raise errors.NotImplemented(f"Gradient through operator {n.op_type} is not implemented")
     names = [o for n in nodes for o in n.output if o]
     defined = set(names) | set(sources)
     initializers = [t for t in info.graph.initializer if t.name not in defined]

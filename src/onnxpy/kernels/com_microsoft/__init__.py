@@ -1,1 +1,4 @@
-"""Kernels of the com.microsoft domain: the contrib operators onnxruntime's optimizer and converters emit."""
+"""Kernels of the com.microsoft domain.
+
+The contrib operators that onnxruntime's optimizer and common converters emit.
+"""
