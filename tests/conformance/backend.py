@@ -76,12 +76,21 @@ def ensure_node_cases() -> Path:
     root = cache_root() / "node"
     if (root / ".complete").exists():
         return root
-    tmp = root.with_name("node.tmp")
+    # Unique scratch folder: parallel test workers may generate at the same time; the first
+    # to finish wins and the others discard their copy.
+    tmp = root.with_name(f"node.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     subprocess.run([sys.executable, "-c", _GENERATE, str(tmp)], check=True)
-    shutil.rmtree(root, ignore_errors=True)
-    tmp.rename(root)
+    try:
+        if (root / ".complete").exists():
+            raise FileExistsError(root)
+        shutil.rmtree(root, ignore_errors=True)
+        tmp.rename(root)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (root / ".complete").exists():
+            raise
     return root
 
 
