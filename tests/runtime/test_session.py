@@ -285,3 +285,32 @@ def test_outputs_viewing_initializers_cannot_corrupt_the_session():
     with pytest.raises(ValueError):
         y[0] = 100.0
     np.testing.assert_array_equal(sess.run(None, {"X": np.zeros(1, np.float32)})[0], [1.0, 2.0])
+
+
+def test_model_over_2gb_with_external_data_loads_without_copying(tmp_path):
+    """A 2.1 GB initializer in a sparse side file: mapped, never read whole."""
+    rows, cols = 2_100_000_000 // (4 * 256), 256
+    data_file = tmp_path / "big.bin"
+    with open(data_file, "wb") as f:
+        f.truncate(rows * cols * 4)  # sparse: zeros, no disk blocks
+        f.seek(5 * cols * 4)
+        f.write(np.arange(cols, dtype=np.float32).tobytes())
+    w = TensorProto()
+    w.name, w.data_type = "W", TensorProto.FLOAT
+    w.dims.extend([rows, cols])
+    w.data_location = TensorProto.EXTERNAL
+    for k, v in (("location", "big.bin"), ("offset", "0"), ("length", str(rows * cols * 4))):
+        e = w.external_data.add()
+        e.key, e.value = k, v
+    m = model(
+        [helper.make_node("Gather", ["W", "I"], ["Y"], axis=0)],
+        [helper.make_tensor_value_info("I", TensorProto.INT64, [2])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [2, cols])],
+        [w],
+    )
+    path = tmp_path / "big.onnx"
+    path.write_bytes(m.SerializeToString())
+    sess = rt.InferenceSession(str(path))
+    (y,) = sess.run(None, {"I": np.array([5, rows - 1], np.int64)})
+    np.testing.assert_array_equal(y[0], np.arange(cols, dtype=np.float32))
+    np.testing.assert_array_equal(y[1], np.zeros(cols, np.float32))
