@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from onnxpy.errors import Fail, OnnxpyError, RuntimeException
 
 __all__ = ["execute", "execute_profiled", "node_error"]
@@ -26,22 +28,16 @@ def node_error(step: Any, exc: BaseException) -> OnnxpyError:
 def execute(
     steps: Sequence[Any], values: list[Any], should_stop: Callable[[], bool] | None = None
 ) -> None:
-    """Run ``steps`` over the slot list ``values`` in place."""
+    """Run ``steps`` over the slot list ``values`` in place.
+
+    Floating-point exceptions are ONNX semantics (inf, nan), not warnings: they are silenced
+    once for the whole run rather than inside every kernel.
+    """
     step = None
     try:
-        if should_stop is None:
+        with np.errstate(all="ignore"):
             for step in steps:
-                res = step.fn(*[values[i] for i in step.inputs])
-                if type(res) is tuple:
-                    for pos, s in step.outputs:
-                        values[s] = res[pos]
-                elif step.outputs:
-                    values[step.outputs[0][1]] = res
-                for s in step.free:
-                    values[s] = None
-        else:
-            for step in steps:
-                if should_stop():
+                if should_stop is not None and should_stop():
                     raise RuntimeException("Exiting due to terminate flag being set to true.")
                 res = step.fn(*[values[i] for i in step.inputs])
                 if type(res) is tuple:
@@ -63,6 +59,13 @@ def execute_profiled(
     steps: Sequence[Any], values: list[Any], record: Callable[[Any, float, float, list, list], None]
 ) -> None:
     """Like :func:`execute`, reporting each step's start and duration (seconds) to ``record``."""
+    with np.errstate(all="ignore"):
+        _execute_profiled(steps, values, record)
+
+
+def _execute_profiled(
+    steps: Sequence[Any], values: list[Any], record: Callable[[Any, float, float, list, list], None]
+) -> None:
     for step in steps:
         args = [values[i] for i in step.inputs]
         t0 = time.perf_counter()
