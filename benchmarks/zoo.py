@@ -1,8 +1,14 @@
-"""Model zoo built from code with seeded random weights (no downloads).
+"""Model zoo built from code with seeded random weights or seeded data (no downloads).
 
 Each builder writes ``<name>.onnx`` into a cache folder and returns its path, plus a function
 making seeded inputs. The torch models are plain re-statements of the published architectures
 (ResNet-50, BERT-base), exported with torch's TorchScript exporter at opset 17.
+
+The classical models (``iris_forest``, ``big_forest``, ``logreg``) are trained with scikit-learn
+and converted with skl2onnx (opset 17, ai.onnx.ml 3) with ZipMap disabled, so every runtime
+returns the same two plain tensors (label, probabilities) that ``predict``/``predict_proba`` give.
+The fitted estimator is pickled next to the ONNX file (:func:`sklearn_model`), and a held-out
+sample of the data is saved as ``<name>.x.npy`` so that input makers need only NumPy.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["cache_dir", "build", "inputs_for", "MODELS"]
+__all__ = ["cache_dir", "build", "inputs_for", "sklearn_model", "MODELS", "SKLEARN_MODELS"]
 
 
 def cache_dir() -> Path:
@@ -225,22 +231,109 @@ def _inputs_mlp(batch: int, seed: int) -> dict[str, np.ndarray]:
     return {"x": rng.standard_normal((batch, 784), dtype=np.float32)}
 
 
+# -- scikit-learn models ------------------------------------------------------------------------
+def _save_sklearn(model, x_train: np.ndarray, x_holdout: np.ndarray, path: Path) -> None:
+    """Convert with ZipMap off, pickle the estimator, keep held-out rows for the input maker."""
+    import pickle
+
+    from skl2onnx import to_onnx
+
+    options = {id(model): {"zipmap": False}} if hasattr(model, "predict_proba") else None
+    onx = to_onnx(
+        model,
+        x_train[:1].astype(np.float32),
+        target_opset={"": 17, "ai.onnx.ml": 3},
+        options=options,
+    )
+    name = path.name.split(".")[0]
+    np.save(cache_dir() / f"{name}.x.npy", x_holdout.astype(np.float32))
+    with open(cache_dir() / f"{name}.pkl", "wb") as f:
+        pickle.dump(model, f)
+    path.write_bytes(onx.SerializeToString())
+
+
+def _build_iris_forest(path: Path) -> None:
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_iris(return_X_y=True)
+    x_train, x_test, y_train, _ = train_test_split(x, y, test_size=0.3, random_state=42)
+    clf = RandomForestClassifier(n_estimators=10, random_state=42).fit(x_train, y_train)
+    _save_sklearn(clf, x_train, x_test, path)
+
+
+def _classification_data(n_train: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n_train`` rows to fit on plus 10,000 held-out rows, 20 features, seed 0."""
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(
+        n_samples=n_train + 10_000, n_features=20, n_informative=10, random_state=0
+    )
+    return x[:n_train], y[:n_train], x[n_train:]
+
+
+def _build_big_forest(path: Path) -> None:
+    from sklearn.ensemble import RandomForestClassifier
+
+    x, y, holdout = _classification_data(50_000)
+    clf = RandomForestClassifier(n_estimators=300, max_depth=14, random_state=0, n_jobs=-1)
+    clf.fit(x, y)
+    _save_sklearn(clf, x, holdout, path)
+
+
+def _build_logreg(path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    x, y, holdout = _classification_data(50_000)
+    clf = LogisticRegression(max_iter=1000).fit(x, y)
+    _save_sklearn(clf, x, holdout, path)
+
+
+def _holdout_rows(name: str, batch: int, seed: int) -> dict[str, np.ndarray]:
+    """``batch`` held-out rows drawn (with replacement) by a seeded generator."""
+    pool = np.load(cache_dir() / f"{name}.x.npy")
+    rows = np.random.default_rng(seed).integers(0, len(pool), batch)
+    return {"X": np.ascontiguousarray(pool[rows])}
+
+
+def _inputs_sklearn(name: str) -> Callable[..., dict[str, np.ndarray]]:
+    return lambda batch, seed: _holdout_rows(name, batch, seed)
+
+
 MODELS: dict[str, tuple[Callable[[Path], None], Callable[..., dict[str, np.ndarray]]]] = {
     "resnet50": (_build_resnet50, _inputs_resnet50),
     "bert_base": (_build_bert, _inputs_bert),
     "mlp": (_build_mlp, _inputs_mlp),
+    "iris_forest": (_build_iris_forest, _inputs_sklearn("iris_forest")),
+    "big_forest": (_build_big_forest, _inputs_sklearn("big_forest")),
+    "logreg": (_build_logreg, _inputs_sklearn("logreg")),
 }
+SKLEARN_MODELS = frozenset({"iris_forest", "big_forest", "logreg"})
 
 
 def build(name: str) -> Path:
     """Path of the model, exported once into the cache."""
     path = cache_dir() / f"{name}.onnx"
     if not path.exists():
-        tmp = path.with_suffix(".tmp")
+        # Per-process scratch name, atomic replace: parallel test workers may build at once.
+        tmp = path.with_suffix(f".tmp-{os.getpid()}")
         MODELS[name][0](tmp)
-        tmp.rename(path)
+        os.replace(tmp, path)
     return path
 
 
 def inputs_for(name: str, batch: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded feeds for ``name`` at ``batch`` rows (build the model first)."""
     return MODELS[name][1](batch, seed)
+
+
+def sklearn_model(name: str):
+    """The fitted scikit-learn estimator behind a classical zoo model (unpickled)."""
+    import pickle
+
+    if name not in SKLEARN_MODELS:
+        raise KeyError(f"{name!r} is not a scikit-learn model; those are {sorted(SKLEARN_MODELS)}")
+    build(name)
+    with open(cache_dir() / f"{name}.pkl", "rb") as f:
+        return pickle.load(f)

@@ -188,3 +188,12 @@ def test_missing_external_data_file(tmp_path):
     path.write_bytes(m.SerializeToString())
     with pytest.raises((NoSuchFile, InvalidGraph), match="missing.bin"):
         rt.InferenceSession(str(path))
+
+
+def test_initializer_whose_bytes_do_not_match_its_dims():
+    m = add_relu()
+    big = numpy_helper.from_array(np.ones(2048, np.float32), "BIG")
+    big.dims[0] = 4096  # claims twice the data it holds
+    m.graph.initializer.append(big)
+    with pytest.raises(InvalidGraph, match="BIG"):
+        rt.InferenceSession(m.SerializeToString())

@@ -79,7 +79,10 @@ def tensor_to_array(tensor: TensorProto, base_dir: str | None = None) -> np.ndar
         return _load_external(tensor, base_dir)
     if tensor.data_type not in ELEM_TYPE_TO_DTYPE:
         raise InvalidGraph(f"Tensor '{tensor.name}' has unknown element type {tensor.data_type}")
-    arr = numpy_helper.to_array(tensor)
+    try:
+        arr = numpy_helper.to_array(tensor)
+    except Exception as e:  # noqa: BLE001 - e.g. raw bytes that do not match the dims
+        raise InvalidGraph(f"Tensor '{tensor.name}' cannot be decoded: {e}") from e
     if arr.dtype.byteorder == ">":
         arr = arr.astype(arr.dtype.newbyteorder("="))
     return arr
