@@ -20,6 +20,7 @@ from onnx import TypeProto, ValueInfoProto
 
 from onnxpy.errors import InvalidArgument, InvalidGraph
 from onnxpy.model.loader import LoadedModel, load_model
+from onnxpy.model.skeleton import infer_types
 from onnxpy.providers import resolve_providers
 from onnxpy.runtime.executor import execute, execute_profiled
 from onnxpy.runtime.options import RunOptions, SessionOptions
@@ -55,12 +56,18 @@ class ModelMetadata:
     custom_metadata_map: dict[str, str] = field(default_factory=dict)
 
 
-def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Shape/type inference for NodeArg shapes and context-dependent function bodies."""
+def _value_types(model: onnx.ModelProto) -> dict[str, TypeProto]:
+    """Types of the graph's values from shape inference on the weight-free skeleton."""
     try:
-        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False)
+        inferred = infer_types(model)
     except Exception:  # noqa: BLE001 - inference is advisory; the checker already passed
-        return model
+        return {}
+    g = inferred.graph
+    return {
+        vi.name: vi.type
+        for vi in list(g.input) + list(g.output) + list(g.value_info)
+        if vi.type.WhichOneof("value")
+    }
 
 
 class InferenceSession:
@@ -80,8 +87,8 @@ class InferenceSession:
         loaded: LoadedModel = load_model(path_or_bytes)
         self._loaded = loaded
         model = loaded.proto
-        inferred = _infer(model)
-        self._graph = inferred.graph
+        self._graph = model.graph
+        self._types = _value_types(model)
         init_names = {i.name for i in model.graph.initializer}
         self._inputs = [NodeArg(vi) for vi in model.graph.input if vi.name not in init_names]
         self._overridable = [NodeArg(vi) for vi in model.graph.input if vi.name in init_names]
@@ -91,7 +98,9 @@ class InferenceSession:
         self._plans: dict[tuple[str, ...], Plan] = {}
         self._plans_lock = threading.Lock()
         self._default_outputs = tuple(a.name for a in self._outputs)
-        self._plans[self._default_outputs] = self._builder.build(self._graph)
+        self._plans[self._default_outputs] = self._builder.build(
+            self._graph, type_hints=self._types
+        )
         self._value_names: set[str] | None = None
         meta = model.metadata_props
         self._meta = ModelMetadata(
@@ -148,7 +157,9 @@ class InferenceSession:
                     if not isinstance(name, str):
                         raise InvalidArgument(f"Output names must be strings, got {name!r}")
                 try:
-                    plan = self._builder.build(self._graph, outputs=list(key))
+                    plan = self._builder.build(
+                        self._graph, outputs=list(key), type_hints=self._types
+                    )
                 except InvalidGraph as e:
                     raise InvalidArgument(
                         f"Invalid output name(s) {list(key)}: {e}. Outputs of the model are "
