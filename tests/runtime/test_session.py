@@ -314,3 +314,21 @@ def test_model_over_2gb_with_external_data_loads_without_copying(tmp_path):
     (y,) = sess.run(None, {"I": np.array([5, rows - 1], np.int64)})
     np.testing.assert_array_equal(y[0], np.arange(cols, dtype=np.float32))
     np.testing.assert_array_equal(y[1], np.zeros(cols, np.float32))
+
+
+def test_off_spec_default_domain_op_saved_by_onnxruntime_loads():
+    """onnxruntime's optimizer writes SimplifiedLayerNormalization in the default domain."""
+    m = model(
+        [
+            helper.make_node(
+                "SimplifiedLayerNormalization", ["X", "S"], ["Y"], epsilon=1e-5, axis=-1
+            )
+        ],
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [2, 4])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [2, 4])],
+        [numpy_helper.from_array(np.array([1, 2, 3, 4], np.float32), "S")],
+    )
+    x = np.array([[1, -2, 3, -4], [0.5, 0.5, 0.5, 0.5]], np.float32)
+    (y,) = rt.InferenceSession(m.SerializeToString()).run(None, {"X": x})
+    rms = np.sqrt(np.mean(x.astype(np.float64) ** 2, axis=-1, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(y, x / rms * np.array([1, 2, 3, 4]), rtol=1e-6)

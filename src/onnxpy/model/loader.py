@@ -41,11 +41,46 @@ def _parse(data: bytes, what: str) -> ModelProto:
     return model
 
 
+_COMPAT_DOMAIN = "onnxpy.ort_compat"
+
+
+def _ort_compatible(model: ModelProto) -> ModelProto:
+    """Let the checker pass default-domain nodes onnxruntime's optimizer writes off-spec.
+
+    onnxruntime saves e.g. SimplifiedLayerNormalization, or LayerNormalization in opset-14
+    models, in the default domain although ONNX defines no such schema there. Those nodes
+    (and only those onnxpy has a kernel for) are moved to a private domain in the copy the
+    checker sees; anything else unknown is still refused.
+    """
+    from onnxpy.kernels.registry import lookup
+
+    opset = next((i.version for i in model.opset_import if i.domain in ("", "ai.onnx")), None)
+    if opset is None:
+        return model
+    off_spec = []
+    for i, node in enumerate(model.graph.node):
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        try:
+            onnx.defs.get_schema(node.op_type, opset, "")
+        except onnx.defs.SchemaError:
+            if lookup("", node.op_type, opset) is not None:
+                off_spec.append(i)
+    if not off_spec:
+        return model
+    copy = ModelProto()
+    copy.CopyFrom(model)
+    for i in off_spec:
+        copy.graph.node[i].domain = _COMPAT_DOMAIN
+    copy.opset_import.append(onnx.helper.make_opsetid(_COMPAT_DOMAIN, 1))
+    return copy
+
+
 def _check(model: ModelProto) -> None:
     try:
         # The checker sees the skeleton (weights as typed inputs): checking 440 MB of weights
         # costs seconds and adds nothing that decoding them does not check.
-        onnx.checker.check_model(skeleton(model))
+        onnx.checker.check_model(_ort_compatible(skeleton(model)))
     except onnx.checker.ValidationError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
         raise InvalidGraph(f"Model failed ONNX validation: {first}") from e
