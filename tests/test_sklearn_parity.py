@@ -26,7 +26,6 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import OneHotEncoder, StandardScaler  # noqa: E402
 
 import onnxpy  # noqa: E402
-from onnxpy.kernels import lookup  # noqa: E402
 
 # Tolerances, per family (absolute unless noted).
 PROBA_TREES = 1e-5  # averaged leaf probabilities: float32 sums of a few terms
@@ -396,8 +395,6 @@ def test_tfidf_text_pipeline():
 
 
 def test_tfidf_text_pipeline_as_converted():
-    if lookup("com.microsoft", "Tokenizer", 1) is None:
-        pytest.skip("no kernel for com.microsoft::Tokenizer (skl2onnx's text tokenizer)")
     pipe, onx = _text_model()
     sess = onnxpy.InferenceSession(onx.SerializeToString())
     label, proba = sess.run(None, {"text": _DOCS.reshape(-1, 1)})
