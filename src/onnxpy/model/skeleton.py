@@ -12,13 +12,15 @@ from __future__ import annotations
 import onnx
 from onnx import ModelProto, TensorProto, helper
 
+from onnxpy.model.tensors import tensor_nbytes
+
 __all__ = ["skeleton", "infer_types", "BIG_TENSOR_BYTES"]
 
 BIG_TENSOR_BYTES = 4096
 
 
 def _is_big(t: TensorProto) -> bool:
-    return t.data_location == TensorProto.EXTERNAL or len(t.raw_data) > BIG_TENSOR_BYTES
+    return t.data_location == TensorProto.EXTERNAL or tensor_nbytes(t) > BIG_TENSOR_BYTES
 
 
 def skeleton(model: ModelProto) -> ModelProto:

@@ -11,13 +11,22 @@ from onnx import TensorProto, numpy_helper
 from onnxpy.errors import InvalidGraph, NoSuchFile
 from onnxpy.types import ELEM_TYPE_TO_DTYPE
 
-__all__ = ["tensor_to_array", "external_data_path"]
+__all__ = ["tensor_to_array", "external_data_path", "tensor_nbytes"]
 
 # Types whose bytes on disk are exactly numpy's little-endian layout (no sub-byte packing).
 _SUB_BYTE = ("int4", "uint4", "int2", "uint2", "float4_e2m1fn", "float6_e2m3fn", "float6_e3m2fn")
 _MAPPABLE = {
     t for t, d in ELEM_TYPE_TO_DTYPE.items() if d != np.dtype(object) and d.name not in _SUB_BYTE
 }
+
+
+def tensor_nbytes(t: TensorProto) -> int:
+    """Size of a tensor's values in bytes, from dims and type (reading raw_data would copy it)."""
+    count = 1
+    for d in t.dims:
+        count *= int(d)
+    dtype = ELEM_TYPE_TO_DTYPE.get(t.data_type)
+    return count * (dtype.itemsize if dtype is not None and dtype.kind != "O" else 8)
 
 
 def external_data_path(tensor: TensorProto, base_dir: str | None) -> tuple[str, int, int | None]:

@@ -21,6 +21,7 @@ from onnx import TypeProto, ValueInfoProto
 from onnxpy.errors import InvalidArgument, InvalidGraph
 from onnxpy.model.loader import LoadedModel, load_model
 from onnxpy.model.skeleton import infer_types
+from onnxpy.passes import optimize
 from onnxpy.providers import resolve_providers
 from onnxpy.runtime.executor import execute, execute_profiled
 from onnxpy.runtime.options import RunOptions, SessionOptions
@@ -85,6 +86,13 @@ class InferenceSession:
         self._providers, self._provider_options = resolve_providers(providers, provider_options)
         self._model_path = path_or_bytes if isinstance(path_or_bytes, (str, os.PathLike)) else None
         loaded: LoadedModel = load_model(path_or_bytes)
+        # The optimizer edits a proto parsed here in place; a caller's ModelProto is copied.
+        loaded.proto = optimize(
+            loaded.proto,
+            int(self._options.graph_optimization_level),
+            base_dir=loaded.base_dir,
+            inplace=not isinstance(path_or_bytes, onnx.ModelProto),
+        )
         self._loaded = loaded
         model = loaded.proto
         self._graph = model.graph
@@ -164,7 +172,9 @@ class InferenceSession:
                     raise InvalidArgument(
                         f"Invalid output name(s) {list(key)}: {e}. Outputs of the model are "
                         f"{list(self._default_outputs)}; any intermediate value name may be "
-                        "requested too."
+                        "requested too, but graph optimizations may remove intermediate values: "
+                        "create the session with graph_optimization_level=ORT_DISABLE_ALL to "
+                        "fetch any of them."
                     ) from e
                 self._plans[key] = plan
         return plan

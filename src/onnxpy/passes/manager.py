@@ -1,0 +1,92 @@
+"""Run a pipeline of passes to a fixed point, and pick the pipeline for an optimization level."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from onnx import ModelProto
+
+from onnxpy.passes.base import BASIC, EXTENDED, Pass
+from onnxpy.passes.context import GraphContext
+
+__all__ = ["PassManager", "passes_for_level", "optimize"]
+
+MAX_ITERATIONS = 8
+
+
+def passes_for_level(level: int) -> list[Pass]:
+    """The pipeline of ``GraphOptimizationLevel`` ``level`` (0: none; 1: common; 2+: fusions)."""
+    from onnxpy.passes.common import common_passes
+    from onnxpy.passes.fusion import fusion_passes
+
+    if level < BASIC:
+        return []
+    pipeline = common_passes()
+    if level >= EXTENDED:
+        # Fusions go before dead-code elimination so what they orphan is removed at once.
+        pipeline[-1:-1] = fusion_passes()
+    return pipeline
+
+
+class PassManager:
+    """Repeat the pipeline until no pass changes the model (at most ``max_iterations`` times).
+
+    ``applied`` lists ``(iteration, pass name)`` for every pass run that changed the model.
+    """
+
+    def __init__(self, passes: Sequence[Pass], max_iterations: int = MAX_ITERATIONS) -> None:
+        self.passes = list(passes)
+        self.max_iterations = max_iterations
+        self.applied: list[tuple[int, str]] = []
+
+    def run(self, model: ModelProto, base_dir: str | None = None) -> ModelProto:
+        """Optimize ``model`` in place and return it."""
+        if not self.passes or not model.graph.node:
+            return model
+        ctx = GraphContext(model, base_dir)
+        for iteration in range(self.max_iterations):
+            changed = False
+            for p in self.passes:
+                if p.run(ctx):
+                    ctx.commit()
+                    self.applied.append((iteration, p.name))
+                    changed = True
+            if not changed:
+                break
+            ctx.invalidate_types()
+        _prune_value_info(model)
+        return model
+
+
+def _prune_value_info(model: ModelProto) -> None:
+    """Forget type annotations of values that no longer exist."""
+    g = model.graph
+    defined = {o for n in g.node for o in n.output} | {t.name for t in g.initializer}
+    defined |= {v.name for v in g.input}
+    stale = [i for i, vi in enumerate(g.value_info) if vi.name not in defined]
+    for i in reversed(stale):
+        del g.value_info[i]
+
+
+def optimize(
+    model: ModelProto,
+    level: int,
+    *,
+    base_dir: str | None = None,
+    inplace: bool = False,
+    passes: Sequence[Pass] | None = None,
+) -> ModelProto:
+    """The model optimized at ``level`` (onnxpy.GraphOptimizationLevel).
+
+    Level 0 returns ``model`` itself. Otherwise the result is a copy unless ``inplace``.
+    ``base_dir`` is the model's folder, where external data is read from (small tensors only).
+    ``passes`` replaces the level's pipeline (for tests and tools).
+    """
+    pipeline = list(passes) if passes is not None else passes_for_level(int(level))
+    if not pipeline:
+        return model
+    if not inplace:
+        copy = ModelProto()
+        copy.CopyFrom(model)
+        model = copy
+    return PassManager(pipeline).run(model, base_dir)
