@@ -805,3 +805,63 @@ def test_normalizer(norm, expected):
 def test_scaler():
     y = run("Scaler", [np.array([[1, 2], [3, 4]], np.int64)], offset=[1.0, 2.0], scale=[2.0, 0.5])
     np.testing.assert_array_equal(y, [[0, 0], [4, 1]])
+
+
+def _random_forest_attrs(rng: np.random.Generator, n_trees: int = 12) -> dict:
+    """Random trees of unequal depth (built top down), leaf weights on 3 targets."""
+    tree_ids, node_ids, feats, values, modes, trues, falses = [], [], [], [], [], [], []
+    t_tree, t_node, t_id, t_w = [], [], [], []
+    for t in range(n_trees):
+        count, stack = 1, [(0, 0)]  # (node id, depth)
+        while stack:
+            nid, depth = stack.pop()
+            tree_ids.append(t)
+            node_ids.append(nid)
+            if depth < 1 + t % 6 and rng.random() < 0.8:
+                feats.append(int(rng.integers(0, 4)))
+                values.append(float(np.float32(rng.normal())))
+                modes.append("BRANCH_LEQ")
+                trues.append(count)
+                falses.append(count + 1)
+                stack += [(count, depth + 1), (count + 1, depth + 1)]
+                count += 2
+            else:
+                feats.append(0)
+                values.append(0.0)
+                modes.append("LEAF")
+                trues.append(0)
+                falses.append(0)
+                for target in range(3):
+                    t_tree.append(t)
+                    t_node.append(nid)
+                    t_id.append(target)
+                    t_w.append(float(rng.normal()))
+    return dict(
+        nodes_treeids=tree_ids,
+        nodes_nodeids=node_ids,
+        nodes_featureids=feats,
+        nodes_values=values,
+        nodes_modes=modes,
+        nodes_truenodeids=trues,
+        nodes_falsenodeids=falses,
+        target_treeids=t_tree,
+        target_nodeids=t_node,
+        target_ids=t_id,
+        target_weights=t_w,
+        n_targets=3,
+    )
+
+
+def test_tree_batch_rows_and_threads_agree_bit_for_bit(monkeypatch):
+    # A row's score must not depend on its batch, the block sizes or the thread split.
+    rng = np.random.default_rng(0)
+    attrs = _random_forest_attrs(rng)
+    x = rng.normal(size=(400, 4)).astype(np.float32)
+    x[::7, 1] = np.nan
+    whole = run("TreeEnsembleRegressor", [x], **attrs)
+    one_by_one = np.concatenate([run("TreeEnsembleRegressor", [r[None]], **attrs) for r in x[:40]])
+    np.testing.assert_array_equal(whole[:40], one_by_one)
+    monkeypatch.setattr(trees, "_PAIRS_PER_THREAD", 64)
+    monkeypatch.setattr(trees, "_default_threads", lambda: 3)
+    monkeypatch.setattr(trees, "_PAIRS_PER_BLOCK", 50)
+    np.testing.assert_array_equal(run("TreeEnsembleRegressor", [x], **attrs), whole)

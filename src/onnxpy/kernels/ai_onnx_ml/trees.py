@@ -7,12 +7,19 @@ and a pair of children (a leaf points to itself), plus a table of leaf votes. A 
     node = children[2 * node + (x[row, feature[node]] <= threshold[node])]
 
 so the cost is ``depth`` vectorized gathers over ``rows x trees`` indices, whatever the forest
-shape. Rows are processed in blocks so the working arrays stay cache sized.
+shape. Trees are walked deepest first, so a level only touches the trees not finished yet.
+Rows are processed in blocks so the working arrays stay cache sized, and a large batch is
+split by rows over a few threads (NumPy's gathers and ufuncs release the GIL). Every row's
+result is computed the same way whatever the batch or thread split, so results are
+bit-identical between a batch and its rows one by one.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +57,15 @@ for _i in range(8):
     _TRUTH[EQ, _i] = _eq
     _TRUTH[NEQ, _i] = _lt or _gt
 _TRUTH_FLAT = _TRUTH.ravel()
+# The comparison of a forest whose interior nodes all use one branch mode.
+_UFUNCS = {
+    LEQ: np.less_equal,
+    LT: np.less,
+    GTE: np.greater_equal,
+    GT: np.greater,
+    EQ: np.equal,
+    NEQ: np.not_equal,
+}
 
 _AGGREGATES = ("AVERAGE", "SUM", "MIN", "MAX")  # TreeEnsemble numbers them 0..3
 
@@ -58,11 +74,35 @@ _AGGREGATES = ("AVERAGE", "SUM", "MIN", "MAX")  # TreeEnsemble numbers them 0..3
 _PAIRS_PER_BLOCK = 1 << 16
 _MIN_PAIRS = 1 << 12
 _CACHE_BYTES = 1 << 20
-_BYTES_PER_SLOT = 20  # feature (8) + threshold (4) + children (8)
-# Leaf vote tables up to this many cells are dense [leaves, targets]; larger ones stay sparse.
+_BYTES_PER_SLOT = 20  # feature (4) + threshold (4 or 8) + children (8)
+# Leaf vote tables up to this many cells are dense [targets, leaves]; larger ones stay sparse.
 _DENSE_LIMIT = 1 << 22
-# Leaf rows ([trees, rows] cells) gathered at once per target when aggregating the votes.
+# Leaf cells ([rows, trees]) gathered at once per target when aggregating the votes.
 _GATHER_CELLS = 1 << 21
+# A batch is split over threads when each thread gets at least this many (row, tree) pairs.
+_PAIRS_PER_THREAD = 1 << 15
+
+
+# -- threads ---------------------------------------------------------------------------------
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+_CPUS = max(1, min(8, os.cpu_count() or 1))
+
+
+def _default_threads() -> int:
+    """Threads a run may use. Hook: SessionOptions.intra_op_num_threads once NodeInfo has it."""
+    return _CPUS
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The process-wide worker pool, created on first use."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(_default_threads(), thread_name_prefix="onnxpy-trees")
+        return _POOL
 
 
 @dataclass
@@ -85,31 +125,56 @@ class _Membership:
 
 
 @dataclass
-class _Forest:
-    """A compiled forest: flat node arrays over all trees plus each tree's root.
+class _Slots:
+    """The general node layout: one array per field, node ``i`` in slots ``2i`` and ``2i + 1``.
 
-    Node ``i`` lives in two slots, ``2i`` and ``2i + 1``, of every per-node array, so a walker
-    holding slot ``2i`` reaches the child for condition ``c`` with ``children[2i + c]`` (children
-    are stored as slots too), without a multiply per step.
+    A walker holding slot ``2i`` reaches the child for condition ``c`` with
+    ``children[2i + c]`` (children are stored as slots too), without a multiply per step.
     """
 
-    feature: np.ndarray  # int64 [2n]
-    threshold: np.ndarray  # float64 [2n]
-    threshold_f32: np.ndarray | None  # the same thresholds when all are exact in float32
+    feature: np.ndarray  # int32 [2n] (int64 past 2**31 features)
+    threshold: np.ndarray  # float32 [2n] when every threshold is exact in float32, else float64
     mode: np.ndarray  # uint8 [2n]
     children: np.ndarray  # int64 [2n]: slot 2i -> false child's slot, 2i+1 -> true child's
+
+
+@dataclass
+class _Forest:
+    """A compiled forest: node arrays over all trees plus each tree's root.
+
+    ``packed`` is the fast layout when every interior node uses one comparison on a float32
+    threshold: one 16-byte record per node, ``[feature, threshold bits, false child, 0]``
+    (int32), the true child stored right after the false one, so a step reads one record and
+    moves with one add. ``slots`` is the general layout (mixed
+    modes, BRANCH_MEMBER, float64 thresholds, NaNs that must take the true side); it is built
+    only when ``packed`` cannot serve every input. A leaf's children are itself. Roots are
+    ordered deepest tree first; ``alive[d]`` trees of that order are still walking at depth d.
+    """
+
+    packed: np.ndarray | None  # int32 [m, 4], nodes renumbered (see _pack)
+    packed_leaf_row: np.ndarray | None  # int32 [m]: leaf_row in the packed numbering
+    slots: _Slots | None
     nan_true: np.ndarray | None  # bool [2n]: a NaN goes to the true side; None if never
     membership: _Membership | None
-    roots: np.ndarray  # int64 [trees], slots
-    depth: int
-    leaf_row: np.ndarray  # int64 [2n]: row in the leaf vote table, -1 for interior nodes
+    roots: np.ndarray  # int64 [trees], node indices, deepest tree first
+    alive: tuple[int, ...]
+    leaf_row: np.ndarray  # int32 [n]: row in the leaf vote table, -1 for interior nodes
     n_leaves: int
     single_mode: int | None  # the one branch mode used by every interior node, if so
+    exact32: bool  # every threshold is a float32 value
     max_feature: int
 
     @property
     def n_trees(self) -> int:
         return len(self.roots)
+
+    @property
+    def depth(self) -> int:
+        return len(self.alive)
+
+    @property
+    def node_bytes(self) -> int:
+        return 16 if self.packed is not None else 42
 
 
 def _forest(
@@ -126,15 +191,18 @@ def _forest(
     n = len(feature)
     is_leaf = mode == LEAF
     interior = ~is_leaf
-    idx = np.arange(n, dtype=np.int64)
-    children = np.empty(2 * n, dtype=np.int64)
-    children[0::2] = 2 * np.where(is_leaf, idx, false_child)
-    children[1::2] = 2 * np.where(is_leaf, idx, true_child)
-    feature = np.where(is_leaf, 0, feature).astype(np.int64)
-    if (feature < 0).any():
+    leaf_at = np.flatnonzero(is_leaf)
+    false_child = np.array(false_child, dtype=np.int64)
+    true_child = np.array(true_child, dtype=np.int64)
+    false_child[leaf_at] = leaf_at
+    true_child[leaf_at] = leaf_at
+    feature = np.asarray(feature, dtype=np.int64)
+    if (feature[interior] < 0).any():
         raise ValueError("a tree node has a negative feature id")
+    max_feature = int(feature[interior].max(initial=-1))
+    feature = np.where(is_leaf, 0, feature)
     thr32 = threshold.astype(np.float32)
-    exact32 = bool(np.array_equal(thr32.astype(np.float64), threshold, equal_nan=True))
+    exact32 = bool(np.array_equal(thr32, threshold, equal_nan=True))
     branch_modes = np.unique(mode[interior])
     single = None
     if len(branch_modes) == 0:
@@ -146,60 +214,124 @@ def _forest(
     nan_true = (mode == NEQ) & interior
     if missing_true is not None:
         nan_true |= missing_true.astype(bool) & interior
-    leaf_row = np.full(n, -1, dtype=np.int64)
-    leaf_row[is_leaf] = np.arange(int(is_leaf.sum()), dtype=np.int64)
-    if membership is not None:
-        membership.slot = np.repeat(membership.slot, 2)
+    leaf_row = np.full(n, -1, dtype=np.int32)
+    leaf_row[leaf_at] = np.arange(len(leaf_at), dtype=np.int32)
+    tree_depth = _tree_depths(false_child, true_child, is_leaf, roots)
+    order = np.argsort(-tree_depth, kind="stable")
+    ranked = np.sort(tree_depth)
+    levels = np.arange(int(tree_depth.max(initial=0)))
+    alive = tuple((len(ranked) - np.searchsorted(ranked, levels, side="right")).tolist())
+    packable = single is not None and exact32 and n < 2**30 and max_feature < 2**31
+    ordered_roots = roots.astype(np.int64)[order]
+    packed = None
+    if packable:
+        packed = _pack(feature, thr32, false_child, true_child, is_leaf, ordered_roots, single)
+    packable = packed is not None
+    slots = None
+    if not packable or nan_true.any():
+        children = np.empty(2 * n, dtype=np.int64)
+        children[0::2] = false_child
+        children[1::2] = true_child
+        children *= 2
+        if membership is not None:
+            membership.slot = np.repeat(membership.slot, 2)
+        ftype = np.int32 if max_feature < 2**31 else np.int64
+        slots = _Slots(
+            feature=np.repeat(feature.astype(ftype), 2),
+            threshold=np.repeat(thr32 if exact32 else threshold, 2),
+            mode=np.repeat(mode.astype(np.uint8), 2),
+            children=children,
+        )
     return _Forest(
-        feature=np.repeat(feature, 2),
-        threshold=np.repeat(threshold, 2),
-        threshold_f32=np.repeat(thr32, 2) if exact32 else None,
-        mode=np.repeat(mode.astype(np.uint8), 2),
-        children=children,
+        packed=packed[0] if packed else None,
+        packed_leaf_row=leaf_row[packed[1]] if packed else None,
+        slots=slots,
         nan_true=np.repeat(nan_true, 2) if nan_true.any() else None,
         membership=membership,
-        roots=2 * roots.astype(np.int64),
-        depth=_depth(children // 2, is_leaf, roots),
-        leaf_row=np.repeat(leaf_row, 2),
-        n_leaves=int(is_leaf.sum()),
+        roots=ordered_roots,
+        alive=alive,
+        leaf_row=leaf_row,
+        n_leaves=len(leaf_at),
         single_mode=single,
-        max_feature=int(feature.max(initial=-1)),
+        exact32=exact32,
+        max_feature=max_feature,
     )
 
 
-def _depth(children: np.ndarray, is_leaf: np.ndarray, roots: np.ndarray) -> int:
-    """Longest root-to-leaf path, walking level by level (a cycle is an error)."""
-    frontier = np.unique(roots)
-    depth = 0
+def _pack(
+    feature: np.ndarray,
+    thr32: np.ndarray,
+    false_child: np.ndarray,
+    true_child: np.ndarray,
+    is_leaf: np.ndarray,
+    roots: np.ndarray,
+    mode: int,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Renumber the nodes breadth first, each node's two children side by side.
+
+    Returns the records (see _Forest) and the renumbered-to-original node map, or None when
+    a node is reached twice (not a forest of trees), which the general layout handles. Roots
+    become 0..trees-1, in the given order. A leaf's record compares against NaN, false for
+    every mode but BRANCH_NEQ, and points at itself (one before itself for NEQ).
+    """
+    n = len(is_leaf)
+    old = [roots]
+    first = np.full(n, -1, dtype=np.int64)
+    frontier, size = roots, len(roots)
+    while len(frontier):
+        inner = frontier[~is_leaf[frontier]]
+        first[inner] = size + 2 * np.arange(len(inner), dtype=np.int64)
+        frontier = np.stack([false_child[inner], true_child[inner]], axis=1).ravel()
+        old.append(frontier)
+        size += len(frontier)
+        if size > n:
+            return None
+    old_of = np.concatenate(old)
+    new = np.arange(len(old_of), dtype=np.int64)
+    leaf = is_leaf[old_of]
+    nan_bits = np.array([np.nan], dtype=np.float32).view(np.int32)[0]
+    packed = np.zeros((len(old_of), 4), dtype=np.int32)
+    packed[:, 0] = np.where(leaf, 0, feature[old_of])
+    packed[:, 1] = np.where(leaf, nan_bits, thr32.view(np.int32)[old_of])
+    packed[:, 2] = np.where(leaf, new - (mode == NEQ), first[old_of])
+    return packed, old_of
+
+
+def _tree_depths(
+    false_child: np.ndarray, true_child: np.ndarray, is_leaf: np.ndarray, roots: np.ndarray
+) -> np.ndarray:
+    """Longest root-to-leaf path of each tree, walking all trees level by level.
+
+    A node reached twice in one level (shared children) is walked once; a path longer than
+    the node count means a cycle, an error.
+    """
+    n = len(is_leaf)
+    depth = np.zeros(len(roots), dtype=np.int64)
+    node = np.asarray(roots, dtype=np.int64)
+    tree = np.arange(len(roots), dtype=np.int64)
+    level = 0
     while True:
-        frontier = frontier[~is_leaf[frontier]]
-        if len(frontier) == 0:
+        keep = ~is_leaf[node]
+        node, tree = node[keep], tree[keep]
+        if len(node) == 0:
             return depth
-        depth += 1
-        if depth > len(is_leaf):
+        level += 1
+        if level > n:
             raise ValueError("the tree structure has a cycle")
-        frontier = np.unique(np.concatenate([children[2 * frontier], children[2 * frontier + 1]]))
+        depth[tree] = level
+        node = np.concatenate([false_child[node], true_child[node]])
+        tree = np.concatenate([tree, tree])
+        if len(node) > n:  # only a DAG grows past the node count: dedupe
+            key = np.unique(tree * n + node)
+            tree, node = key // n, key % n
 
 
 # -- traversal -------------------------------------------------------------------------------
 def _compare(forest: _Forest, slots: np.ndarray, x: np.ndarray, thr: np.ndarray) -> np.ndarray:
-    """The branch condition of each visited node for its row's feature value."""
-    t = thr[slots]
-    mode = forest.single_mode
-    if mode == LEQ:
-        return x <= t
-    if mode == LT:
-        return x < t
-    if mode == GTE:
-        return x >= t
-    if mode == GT:
-        return x > t
-    if mode == EQ:
-        return x == t
-    if mode == NEQ:
-        return x != t
+    """The branch condition of each visited node for its row's feature value (mixed modes)."""
+    t = thr.take(slots)
     code = (x < t).view(np.uint8) + 2 * (x == t).view(np.uint8) + 4 * (x > t).view(np.uint8)
-    modes = forest.mode[slots]
+    modes = forest.slots.mode.take(slots)
     cond = _TRUTH_FLAT[modes.astype(np.intp) * 8 + code]
     if forest.membership is not None:
         at = np.flatnonzero(modes == MEMBER)
@@ -208,74 +340,137 @@ def _compare(forest: _Forest, slots: np.ndarray, x: np.ndarray, thr: np.ndarray)
     return cond
 
 
-def _walk(
+def _walk_slots(
     forest: _Forest,
     xflat: np.ndarray,
-    thr: np.ndarray,
-    roots: np.ndarray,
-    rows: np.ndarray,
+    node: np.ndarray,
+    offset: np.ndarray | None,
+    alive: Sequence[int],
     check_nan: bool,
-) -> np.ndarray:
-    """Final slot of every (tree, row) pair of a block: [len(roots) * len(rows)], tree-major.
+) -> None:
+    """Move every pair of ``node`` (tree-major) to its leaf, in place: the general layout.
 
-    Tree-major order keeps consecutive lookups inside one tree's nodes, which stay in cache.
+    ``offset`` is each pair's row start in ``xflat`` (None for a single row); ``alive[d]`` how
+    many leading pairs still walk at depth ``d`` (the others sit on leaves already).
     """
-    slot = np.repeat(roots, len(rows))
-    offset = np.tile(rows, len(roots))
-    children, feature, nan_true = forest.children, forest.feature, forest.nan_true
-    for _ in range(forest.depth):
-        x = xflat[offset + feature[slot]]
-        cond = _compare(forest, slot, x, thr)
+    sl, nan_true = forest.slots, forest.nan_true
+    children, feature, thr = sl.children, sl.feature, sl.threshold
+    ufunc = _UFUNCS.get(forest.single_mode)
+    slot = 2 * node
+    for k in alive:
+        s = slot[:k]
+        at = feature.take(s)
+        if offset is not None:
+            at = np.add(at, offset[:k], dtype=np.intp)
+        x = xflat.take(at)
+        cond = ufunc(x, thr.take(s)) if ufunc is not None else _compare(forest, s, x, thr)
         if check_nan:
             nan = np.isnan(x)
             if nan_true is not None:
-                cond = np.where(nan, nan_true[slot], cond)
+                cond = np.where(nan, nan_true.take(s), cond)
             else:
                 cond &= ~nan
-        slot = children[slot + cond]
-    return slot
+        s += cond
+        children.take(s, out=s)
+    np.floor_divide(slot, 2, out=node)
+
+
+def _walk_packed(
+    forest: _Forest,
+    xflat: np.ndarray,
+    node: np.ndarray,
+    offset: np.ndarray | None,
+    alive: Sequence[int],
+) -> None:
+    """Move every pair of ``node`` (packed numbering) to its leaf, in place.
+
+    Four NumPy calls a level (five with several rows) into buffers made once: for a small
+    batch the call overhead is the cost. A NaN compares false and so takes the false side,
+    which is right when no node sends NaNs to the true side (``forest.nan_true`` is None).
+    """
+    packed, ufunc = forest.packed, _UFUNCS[forest.single_mode]
+    total = len(node)
+    buf = np.empty((total, 4), dtype=np.int32)
+    cond = np.empty(total, dtype=bool)
+    at = np.empty(total, dtype=np.intp)
+    last = -1
+    for k in alive:
+        if k != last:  # the views change only when trees finish
+            cur, rec, c, a = node[:k], buf[:k], cond[:k], at[:k]
+            feat, thr, first = rec[:, 0], rec[:, 1].view(np.float32), rec[:, 2]
+            off = None if offset is None else offset[:k]
+            last = k
+        packed.take(cur, 0, rec, "clip")
+        if off is None:
+            x = xflat.take(feat)
+        else:
+            x = xflat.take(np.add(feat, off, out=a))
+        ufunc(x, thr, out=c)
+        np.add(first, c, out=cur)
 
 
 def _blocks(forest: _Forest, n_rows: int) -> tuple[int, int]:
     """Rows and trees per block (see _PAIRS_PER_BLOCK)."""
     row_block = min(max(1, n_rows), _PAIRS_PER_BLOCK)
-    tree_bytes = _BYTES_PER_SLOT * len(forest.feature) / max(1, forest.n_trees)
+    tree_bytes = forest.node_bytes * len(forest.leaf_row) / max(1, forest.n_trees)
     trees = int(_CACHE_BYTES // max(1.0, tree_bytes))
     trees = max(trees, _MIN_PAIRS // row_block)
     return row_block, max(1, min(trees, _PAIRS_PER_BLOCK // row_block))
 
 
-def _leaves(forest: _Forest, x: np.ndarray) -> np.ndarray:
-    """Leaf-table row reached in each tree by each row of ``x`` [N, F]: int64 [trees, N]."""
+def _features(forest: _Forest, x: np.ndarray) -> np.ndarray:
+    """The input as a C-contiguous [N, F] array: float32 when the thresholds allow, else f64."""
     n_rows, n_feat = x.shape
     if n_rows and forest.n_trees and n_feat <= forest.max_feature:
         raise ValueError(
             f"the input has {n_feat} features but the trees use feature {forest.max_feature}"
         )
-    if x.dtype == np.float32 and forest.threshold_f32 is not None:
-        thr = forest.threshold_f32
-    else:
-        thr = forest.threshold
+    if x.dtype != np.float32 or not forest.exact32:
         x = x.astype(np.float64, copy=False)
-    xflat = np.ascontiguousarray(x).ravel()
-    check_nan = x.dtype.kind == "f" and bool(np.isnan(xflat).any())
-    out = np.empty((forest.n_trees, n_rows), dtype=np.int64)
+    return np.ascontiguousarray(x)
+
+
+def _leaves(forest: _Forest, x: np.ndarray) -> np.ndarray:
+    """Leaf-table row reached in each tree by each row of ``x`` [N, F]: int32 [N, trees].
+
+    Columns follow ``forest.roots`` (deepest tree first). A row's leaves do not depend on the
+    rows around it, so any row split gives the same result.
+    """
+    n_rows, n_feat = x.shape
+    xflat = x.ravel()
+    # A NaN compares false everywhere, the false side; only nan_true nodes need a look.
+    check_nan = forest.nan_true is not None and x.dtype.kind == "f" and np.isnan(xflat).any()
+    packed = forest.packed is not None and not check_nan
+    roots_all = np.arange(forest.n_trees, dtype=np.intp) if packed else forest.roots
+    leaf_row = forest.packed_leaf_row if packed else forest.leaf_row
+    out = np.empty((n_rows, forest.n_trees), dtype=np.int32)
     row_block, tree_block = _blocks(forest, n_rows)
-    offsets = np.arange(n_rows, dtype=np.int64) * n_feat
+    offsets = np.arange(n_rows, dtype=np.intp) * n_feat
     for r0 in range(0, n_rows, row_block):
         rows = offsets[r0 : r0 + row_block]
+        width = len(rows)
+        offset = None if n_rows == 1 else np.tile(rows, min(tree_block, forest.n_trees))
         for t0 in range(0, forest.n_trees, tree_block):
-            roots = forest.roots[t0 : t0 + tree_block]
-            slots = _walk(forest, xflat, thr, roots, rows, check_nan)
-            out[t0 : t0 + len(roots), r0 : r0 + len(rows)] = forest.leaf_row[slots].reshape(
-                len(roots), len(rows)
-            )
+            roots = roots_all[t0 : t0 + tree_block]
+            alive = [min(max(a - t0, 0), len(roots)) * width for a in forest.alive]
+            alive = [k for k in alive if k]
+            node = np.repeat(roots, width)
+            if packed:
+                _walk_packed(forest, xflat, node, offset, alive)
+            else:
+                _walk_slots(forest, xflat, node, offset, alive, check_nan)
+            leaf = leaf_row.take(node).reshape(len(roots), width)
+            out[r0 : r0 + width, t0 : t0 + len(roots)] = leaf.T
     return out
 
 
 # -- leaf votes ------------------------------------------------------------------------------
 class _Votes:
-    """Aggregates the weights of the reached leaves into [N, targets] float64 scores."""
+    """Aggregates the weights of the reached leaves into [N, targets] float64 scores.
+
+    Each row's votes are reduced over its own contiguous [trees] cells, so a row's score does
+    not depend on the batch it came in.
+    """
 
     def __init__(
         self,
@@ -319,18 +514,19 @@ class _Votes:
         return table
 
     def __call__(self, leaves: np.ndarray) -> np.ndarray:
-        """Scores [N, targets] from the leaf rows reached, ``leaves`` [trees, N]."""
-        n_trees, n_rows = leaves.shape
+        """Scores [N, targets] from the leaf rows reached, ``leaves`` [N, trees]."""
+        n_rows, n_trees = leaves.shape
         fill = {"MIN": np.inf, "MAX": -np.inf}.get(self.function, 0.0)
         out = np.full((n_rows, self.n_targets), fill)
         if leaves.size:
-            step = max(1, _GATHER_CELLS // max(1, n_rows))
-            for start in range(0, n_trees, step):
+            step = max(1, _GATHER_CELLS // max(1, n_trees))
+            for start in range(0, n_rows, step):
                 chunk = leaves[start : start + step]
+                part = out[start : start + step]
                 if self.dense:
-                    self._reduce_dense(out, chunk)
+                    self._reduce_dense(part, chunk)
                 else:
-                    self._reduce_sparse(out, chunk)
+                    self._reduce_sparse(part, chunk)
         if self.function in ("MIN", "MAX"):
             out[np.isinf(out)] = 0.0
         elif self.function == "AVERAGE" and self.n_trees:
@@ -338,23 +534,19 @@ class _Votes:
         return out
 
     def _reduce_dense(self, out: np.ndarray, chunk: np.ndarray) -> None:
-        # One contiguous gather per target, reduced over the tree axis.
+        # One contiguous gather per target, reduced over each row's trees.
+        reduce = {"MIN": np.minimum, "MAX": np.maximum}.get(self.function, np.add)
         for target in range(self.n_targets):
-            gathered = np.take(self.table[target], chunk)  # [trees, N]
-            if self.function in ("SUM", "AVERAGE"):
-                out[:, target] += gathered.sum(axis=0)
-            elif self.function == "MIN":
-                np.minimum(out[:, target], gathered.min(axis=0), out=out[:, target])
-            else:
-                np.maximum(out[:, target], gathered.max(axis=0), out=out[:, target])
+            gathered = self.table[target].take(chunk)  # [rows, trees]
+            out[:, target] = reduce.reduce(gathered, axis=1)
 
     def _reduce_sparse(self, out: np.ndarray, chunk: np.ndarray) -> None:
-        flat = chunk.ravel()
+        flat = chunk.ravel()  # row-major: a row's trees in order
         counts = self.counts[flat]
         total = int(counts.sum())
         if total == 0:
             return
-        row = np.tile(np.arange(chunk.shape[1], dtype=np.int64), chunk.shape[0])
+        row = np.repeat(np.arange(chunk.shape[0], dtype=np.int64), chunk.shape[1])
         row = np.repeat(row, counts)
         first = np.repeat(self.starts[flat] - (np.cumsum(counts) - counts), counts)
         entry = first + np.arange(total, dtype=np.int64)
@@ -369,15 +561,43 @@ class _Votes:
             np.maximum.at(flat_out, cell, w)
 
 
+def _scores(forest: _Forest, votes: _Votes, x: np.ndarray, threads: int) -> np.ndarray:
+    """Aggregated votes [N, targets] of the rows of ``x`` [N, F], over up to ``threads``."""
+    x = _features(forest, x)
+    n_rows = len(x)
+    parts = min(threads, _default_threads(), n_rows * forest.n_trees // _PAIRS_PER_THREAD)
+    if parts <= 1:
+        return votes(_leaves(forest, x))
+    bounds = np.linspace(0, n_rows, parts + 1).astype(int)
+    jobs = [
+        _pool().submit(lambda a, b: votes(_leaves(forest, x[a:b])), a, b)
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+    return np.concatenate([job.result() for job in jobs])
+
+
 # -- legacy (opsets 1 and 3) node encoding -----------------------------------------------------
 class _NodeIndex:
-    """Maps (tree id, node id) pairs to positions in the nodes_* attributes."""
+    """Maps (tree id, node id) pairs to positions in the nodes_* attributes.
+
+    Keys are ``tree * span + node``; when they are compact (the usual numbering, node ids
+    0..k-1 per tree) a dense key -> position table answers with one gather, else a sorted
+    key array with binary search.
+    """
 
     def __init__(self, tree: np.ndarray, node: np.ndarray) -> None:
         self.tmin = int(tree.min(initial=0))
         self.nmin = int(node.min(initial=0))
         self.span = int(node.max(initial=0)) - self.nmin + 1
         keys = self._keys(tree, node)
+        n_keys = int(keys.max(initial=-1)) + 1
+        self.table: np.ndarray | None = None
+        if n_keys <= 4 * len(keys) + 1024:
+            self.table = np.full(n_keys, -1, dtype=np.int64)
+            self.table[keys] = np.arange(len(keys), dtype=np.int64)
+            if int(np.count_nonzero(self.table >= 0)) != len(keys):
+                raise ValueError("a (tree id, node id) pair appears twice in nodes_*")
+            return
         self.order = np.argsort(keys, kind="stable")
         self.sorted = keys[self.order]
         if len(keys) > 1 and (np.diff(self.sorted) == 0).any():
@@ -390,10 +610,15 @@ class _NodeIndex:
         tree = np.asarray(tree, dtype=np.int64)
         node = np.asarray(node, dtype=np.int64)
         keys = self._keys(tree, node)
-        ok = (node >= self.nmin) & (node < self.nmin + self.span)
-        if len(self.sorted):
+        ok = (node >= self.nmin) & (node < self.nmin + self.span) & (tree >= self.tmin)
+        if self.table is not None:
+            ok &= keys < len(self.table)
+            pos = self.table[np.where(ok, keys, 0)] if len(self.table) else np.zeros_like(keys)
+            ok &= pos >= 0
+        elif len(self.sorted):
             pos = np.minimum(np.searchsorted(self.sorted, keys), len(self.sorted) - 1)
             ok &= self.sorted[pos] == keys
+            pos = self.order[pos]
         else:
             pos = np.zeros(len(keys), dtype=np.int64)
             ok[:] = False
@@ -403,7 +628,7 @@ class _NodeIndex:
                 f"{what} refers to node {int(node[bad])} of tree {int(tree[bad])}, "
                 "which nodes_* does not define"
             )
-        return self.order[pos]
+        return pos
 
 
 def _same_length(what: str, **arrays: Sequence | None) -> int:
@@ -442,7 +667,7 @@ def _legacy_forest(
     tree = np.asarray(treeids, dtype=np.int64)
     index = _NodeIndex(tree, np.asarray(nodeids, dtype=np.int64))
     try:
-        mode = np.array([_MODE_NAMES[m] for m in modes], dtype=np.uint8)
+        mode = np.fromiter(map(_MODE_NAMES.__getitem__, modes), np.uint8, count=n)
     except KeyError as e:
         raise ValueError(f"unknown node mode {e.args[0]!r}") from None
     interior = np.flatnonzero(mode != LEAF)
@@ -501,7 +726,7 @@ def _legacy_votes(
     if nodeids is None or ids is None or weights is None:
         raise ValueError(f"{prefix}_treeids needs {prefix}_nodeids, {prefix}_ids and weights")
     node = index.find(np.asarray(treeids), np.asarray(nodeids), f"{prefix}_nodeids")
-    rows = forest.leaf_row[2 * node]
+    rows = forest.leaf_row[node]
     keep = rows >= 0  # votes on branch nodes are never reached
     targets = np.asarray(ids, dtype=np.int64)
     return _Votes(
@@ -595,8 +820,10 @@ def tree_ensemble_classifier(
         if base is not None and len(base) not in (0, n_classes):
             raise ValueError(f"base_values has {len(base)} values for {n_classes} classes")
 
+    threads = _default_threads()
+
     def run(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        scores = votes(_leaves(forest, _legacy_input(x)))
+        scores = _scores(forest, votes, _legacy_input(x), threads)
         if binary:
             return _binary_scores(scores[:, 0] + offset, labels, positive, post)
         if base is not None and len(base):
@@ -678,8 +905,10 @@ def tree_ensemble_regressor(
     if base is not None and len(base) not in (0, n_targets):
         raise ValueError(f"base_values has {len(base)} values for {n_targets} targets")
 
+    threads = _default_threads()
+
     def run(x: np.ndarray) -> np.ndarray:
-        scores = votes(_leaves(forest, _legacy_input(x)))
+        scores = _scores(forest, votes, _legacy_input(x), threads)
         if base is not None and len(base):
             scores = scores + base
         return apply_post(scores, post).astype(np.float32)
@@ -804,6 +1033,8 @@ def tree_ensemble(
         n_leaf, int(n_targets), np.arange(n_leaf), targets, weights, function, len(roots)
     )
 
+    threads = _default_threads()
+
     def run(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
         if x.dtype.kind != "f":
@@ -811,7 +1042,7 @@ def tree_ensemble(
         rows = as_rows(x)
         if rows.dtype.itemsize < 4:
             rows = rows.astype(np.float32)
-        scores = apply_post(votes(_leaves(forest, rows)), post)
+        scores = apply_post(_scores(forest, votes, rows, threads), post)
         return scores.astype(x.dtype)
 
     return run
