@@ -8,36 +8,12 @@ Expectations are the spec formulas written out directly with NumPy in float64.
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
-from onnx import helper
 
-import onnxpy
 from onnxpy.kernels.ai_onnx.norm import group_normalization_18
-from onnxpy.types import elem_type_of
+from tests.kernels.single_node import run
 
 RNG = np.random.default_rng(7)
-
-
-def run(op, inputs, opset, outputs=1, **attrs):
-    names = [f"x{i}" if v is not None else "" for i, v in enumerate(inputs)]
-    node = helper.make_node(op, names, [f"y{i}" for i in range(outputs)], **attrs)
-    graph_inputs = [
-        helper.make_tensor_value_info(n, elem_type_of(np.asarray(v).dtype), np.shape(v))
-        for n, v in zip(names, inputs, strict=True)
-        if n
-    ]
-    graph_outputs = [
-        helper.make_tensor_value_info(f"y{i}", onnx.TensorProto.FLOAT, [None])
-        for i in range(outputs)
-    ]
-    graph = helper.make_graph([node], "g", graph_inputs, graph_outputs)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 8
-    sess = onnxpy.InferenceSession(model.SerializeToString())
-    feeds = {n: np.asarray(v) for n, v in zip(names, inputs, strict=True) if n}
-    res = sess.run(None, feeds)
-    return res[0] if outputs == 1 else res
 
 
 def rand(*shape, dtype=np.float32):
