@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 from dataclasses import dataclass, field
 
+import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
 from onnx import ModelProto
 
 from onnxpy.errors import InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuchFile
 from onnxpy.model.skeleton import skeleton
+from onnxpy.model.weights import InlineWeights
+from onnxpy.model.wire import ReadInto, parse_model_lean
 
 __all__ = ["LoadedModel", "load_model"]
 
@@ -23,6 +27,45 @@ class LoadedModel:
     base_dir: str | None
     opsets: dict[str, int] = field(default_factory=dict)
     path: str | None = None
+    # The big initializers' bytes, when the proto refers to them instead of holding them.
+    weights: InlineWeights | None = None
+
+
+def _parse_lean(
+    data: bytes | mmap.mmap, what: str, read_into: ReadInto | None = None
+) -> tuple[ModelProto, InlineWeights | None]:
+    """Parse with big weights copied once into arrays (falls back to the plain parser)."""
+    lean = parse_model_lean(data, read_into)
+    if lean is not None and lean[0].HasField("graph") and lean[0].ir_version:
+        return lean
+    return _parse(bytes(data), what), None
+
+
+def _file_reader(f) -> ReadInto:
+    def read_into(offset: int, array: np.ndarray) -> None:
+        f.seek(offset)
+        if f.readinto(memoryview(array)) != array.nbytes:
+            raise OSError(f"unexpected end of file reading {array.nbytes} bytes at {offset}")
+
+    return read_into
+
+
+def _read_file(path: str) -> tuple[ModelProto, InlineWeights | None]:
+    with open(path, "rb") as f:
+        try:
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (ValueError, OSError):  # empty file, or a file system without mmap
+            return _parse(f.read(), path), None
+    if hasattr(mapped, "madvise") and hasattr(mmap, "MADV_WILLNEED"):
+        mapped.madvise(mmap.MADV_WILLNEED)  # read ahead: the weights are copied in order
+    try:
+        with open(path, "rb") as f:
+            return _parse_lean(mapped, path, _file_reader(f))
+    finally:
+        try:
+            mapped.close()
+        except BufferError:  # a view is still alive somewhere; the GC closes it later
+            pass
 
 
 def _parse(data: bytes, what: str) -> ModelProto:
@@ -99,18 +142,18 @@ def load_model(
 ) -> LoadedModel:
     """Parse and validate a model. External data stays on disk (mapped later, never copied)."""
     path = None
+    weights = None
     if isinstance(source, ModelProto):
         model = source
         base_dir = None
     elif isinstance(source, (bytes, bytearray, memoryview)):
-        model = _parse(bytes(source), "bytes")
+        model, weights = _parse_lean(source, "bytes")
         base_dir = None
     elif isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if not os.path.isfile(path):
             raise NoSuchFile(f"Load model from {path} failed: file does not exist")
-        with open(path, "rb") as f:
-            model = _parse(f.read(), path)
+        model, weights = _read_file(path)
         base_dir = os.path.dirname(os.path.abspath(path))
     else:
         raise InvalidArgument(
@@ -118,4 +161,6 @@ def load_model(
         )
     if check:
         _check(model)
-    return LoadedModel(proto=model, base_dir=base_dir, opsets=_opsets(model), path=path)
+    return LoadedModel(
+        proto=model, base_dir=base_dir, opsets=_opsets(model), path=path, weights=weights
+    )

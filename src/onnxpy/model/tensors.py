@@ -9,15 +9,21 @@ import numpy as np
 from onnx import TensorProto, numpy_helper
 
 from onnxpy.errors import InvalidGraph, NoSuchFile
+from onnxpy.model.weights import inline_bytes
 from onnxpy.types import ELEM_TYPE_TO_DTYPE
 
-__all__ = ["tensor_to_array", "external_data_path", "tensor_nbytes"]
+__all__ = ["tensor_to_array", "external_data_path", "tensor_nbytes", "mappable"]
 
 # Types whose bytes on disk are exactly numpy's little-endian layout (no sub-byte packing).
 _SUB_BYTE = ("int4", "uint4", "int2", "uint2", "float4_e2m1fn", "float6_e2m3fn", "float6_e3m2fn")
 _MAPPABLE = {
     t for t, d in ELEM_TYPE_TO_DTYPE.items() if d != np.dtype(object) and d.name not in _SUB_BYTE
 }
+
+
+def mappable(data_type: int) -> bool:
+    """Whether a tensor of ``data_type`` stores its values exactly as numpy lays them out."""
+    return data_type in _MAPPABLE and sys.byteorder == "little"
 
 
 def tensor_nbytes(t: TensorProto) -> int:
@@ -82,9 +88,33 @@ def _load_external(tensor: TensorProto, base_dir: str | None) -> np.ndarray:
     return numpy_helper.to_array(copy)
 
 
+def _decode_inline(tensor: TensorProto, raw: np.ndarray) -> np.ndarray:
+    shape = tuple(int(d) for d in tensor.dims)
+    dtype = ELEM_TYPE_TO_DTYPE.get(tensor.data_type)
+    if dtype is None:
+        raise InvalidGraph(f"Tensor '{tensor.name}' has unknown element type {tensor.data_type}")
+    if tensor.data_type in _MAPPABLE and sys.byteorder == "little":
+        count = int(np.prod(shape, dtype=np.int64))
+        if count * dtype.itemsize != raw.size:
+            raise InvalidGraph(
+                f"Tensor '{tensor.name}' has {raw.size} bytes of data but its shape "
+                f"{list(shape)} of {dtype} needs {count * dtype.itemsize}"
+            )
+        return raw.view(dtype).reshape(shape)
+    copy = TensorProto()
+    copy.CopyFrom(tensor)
+    del copy.external_data[:]
+    copy.data_location = TensorProto.DEFAULT
+    copy.raw_data = raw.tobytes()
+    return tensor_to_array(copy)
+
+
 def tensor_to_array(tensor: TensorProto, base_dir: str | None = None) -> np.ndarray:
     """Decode an initializer or attribute tensor; external data is mapped, not copied."""
     if tensor.data_location == TensorProto.EXTERNAL:
+        raw = inline_bytes(tensor)
+        if raw is not None:
+            return _decode_inline(tensor, raw)
         return _load_external(tensor, base_dir)
     if tensor.data_type not in ELEM_TYPE_TO_DTYPE:
         raise InvalidGraph(f"Tensor '{tensor.name}' has unknown element type {tensor.data_type}")

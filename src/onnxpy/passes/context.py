@@ -15,6 +15,7 @@ import numpy as np
 from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, TypeProto, helper
 
 from onnxpy.model.tensors import tensor_nbytes, tensor_to_array
+from onnxpy.model.weights import is_inline
 from onnxpy.passes.shapes import infer_types, tensor_type_of
 
 __all__ = ["GraphContext", "FOLD_LIMIT_BYTES", "EXTERNAL_LIMIT_BYTES", "subgraph_reads"]
@@ -265,7 +266,8 @@ class GraphContext:
         t = self.constant_tensor(name)
         if t is None:
             return None
-        external = t.data_location == TensorProto.EXTERNAL
+        # Weights onnxpy holds in memory (inline) are as cheap to read as raw_data.
+        external = t.data_location == TensorProto.EXTERNAL and not is_inline(t)
         if tensor_nbytes(t) > (min(limit, EXTERNAL_LIMIT_BYTES) if external else limit):
             return None
         if name not in self._values:
@@ -289,6 +291,13 @@ class GraphContext:
 
     def opset(self, node: NodeProto) -> int:
         return self.opsets.get("" if node.domain == "ai.onnx" else node.domain, 0)
+
+    def use_domain(self, domain: str, version: int = 1) -> None:
+        """Import ``domain`` (e.g. com.microsoft for fused kernels) so new nodes may use it."""
+        if domain in self.opsets:
+            return
+        self.model.opset_import.add(domain=domain, version=version)
+        self.opsets[domain] = version
 
     def is_standard(self, node: NodeProto) -> bool:
         """A default-domain operator (not a model-local function call)."""

@@ -16,11 +16,14 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import TypeProto, ValueInfoProto
+from onnx import TensorProto, TypeProto, ValueInfoProto
 
 from onnxpy.errors import InvalidArgument, InvalidGraph
 from onnxpy.model.loader import LoadedModel, load_model
 from onnxpy.model.skeleton import infer_types
+from onnxpy.model.tensors import mappable
+from onnxpy.model.weights import InlineWeights, materialize, references
+from onnxpy.model.wire import LEAN_MIN_BYTES
 from onnxpy.passes import optimize
 from onnxpy.providers import resolve_providers
 from onnxpy.runtime.executor import execute, execute_profiled
@@ -106,9 +109,10 @@ class InferenceSession:
         self._plans: dict[tuple[str, ...], Plan] = {}
         self._plans_lock = threading.Lock()
         self._default_outputs = tuple(a.name for a in self._outputs)
-        self._plans[self._default_outputs] = self._builder.build(
+        self._plans[self._default_outputs] = plan = self._builder.build(
             self._graph, type_hints=self._types
         )
+        loaded.weights = _hold_weights_once(model, plan, loaded.weights)
         self._value_names: set[str] | None = None
         meta = model.metadata_props
         self._meta = ModelMetadata(
@@ -125,7 +129,7 @@ class InferenceSession:
         if self._options.enable_profiling:
             self._profile_events = []
         if self._options.optimized_model_filepath:
-            onnx.save(model, self._options.optimized_model_filepath)
+            onnx.save(materialize(model), self._options.optimized_model_filepath)
 
     # -- introspection -----------------------------------------------------------------------
     def get_inputs(self) -> list[NodeArg]:
@@ -272,6 +276,30 @@ class InferenceSession:
             json.dump(self._profile_events, f)
         self._profile_events = []
         return path
+
+
+def _hold_weights_once(
+    model: onnx.ModelProto, plan: Plan, weights: InlineWeights | None
+) -> InlineWeights | None:
+    """Let the plan's arrays be the only copy of big weights: the proto drops its raw_data.
+
+    Weights written by the optimizer (e.g. Conv+BatchNormalization) exist twice after
+    planning, as bytes in the proto and as the decoded array; weights an optimization
+    replaced are held by nobody any more and are released.
+    """
+    slot_of = {name: i for i, name in enumerate(plan.slot_names)}
+    for t in model.graph.initializer:
+        if t.data_location == TensorProto.EXTERNAL or len(t.raw_data) < LEAN_MIN_BYTES:
+            continue
+        array = plan.template[slot_of[t.name]] if t.name in slot_of else None
+        if not isinstance(array, np.ndarray) or not mappable(t.data_type):
+            continue
+        if weights is None:
+            weights = InlineWeights()
+        weights.adopt(t, array)
+    if weights is not None:
+        weights.keep_only(references(model))
+    return weights
 
 
 def _type_shape(v: Any) -> dict[str, list[int]]:
