@@ -332,3 +332,26 @@ def test_off_spec_default_domain_op_saved_by_onnxruntime_loads():
     (y,) = rt.InferenceSession(m.SerializeToString()).run(None, {"X": x})
     rms = np.sqrt(np.mean(x.astype(np.float64) ** 2, axis=-1, keepdims=True) + 1e-5)
     np.testing.assert_allclose(y, x / rms * np.array([1, 2, 3, 4]), rtol=1e-6)
+
+
+def test_intra_op_num_threads_limits_blas_threads():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from onnxpy.runtime import threads
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    assert before, "numpy's BLAS should be visible to threadpoolctl"
+    so = rt.SessionOptions()
+    so.intra_op_num_threads = 1
+    try:
+        sess = rt.InferenceSession(add_relu().SerializeToString(), so)
+        assert blas_threads() == [1] * len(before)
+        assert threads.intra_op_threads() == 1
+        x = np.array([[1.0, 5.0, -7.0]], np.float32)
+        np.testing.assert_array_equal(sess.run(None, {"X": x})[0], [[2.0, 3.0, 0.0]])
+    finally:
+        threadpool_limits(limits=max(before), user_api="blas")
+        threads._current = None

@@ -57,6 +57,9 @@ class Plan:
     # Declared types of the outputs where known (zero-trip Loop/Scan need them).
     output_types: list[TypeProto | None] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self.slot_of_input: dict[str, int] = dict(zip(self.input_names, self.input_slots))
+
     def run_values(self, inputs: Sequence[Any]) -> list[Any]:
         """Run with positional input values (in ``input_slots`` order); no feed checks."""
         from onnxpy.runtime.executor import execute

@@ -27,9 +27,11 @@ from onnxpy.model.wire import LEAN_MIN_BYTES
 from onnxpy.passes import optimize
 from onnxpy.providers import resolve_providers
 from onnxpy.runtime.executor import execute, execute_profiled
+from onnxpy.runtime.feeds import compile_feed_check
 from onnxpy.runtime.options import RunOptions, SessionOptions
 from onnxpy.runtime.plan import Plan, PlanBuilder, as_array
-from onnxpy.types import elem_type_of, shape_of, type_string, value_type_string
+from onnxpy.runtime.threads import apply_intra_op_threads
+from onnxpy.types import shape_of, type_string, value_type_string
 
 __all__ = ["InferenceSession", "NodeArg", "ModelMetadata"]
 
@@ -88,6 +90,7 @@ class InferenceSession:
         self._options = (sess_options or SessionOptions()).copy()
         self._providers, self._provider_options = resolve_providers(providers, provider_options)
         self._model_path = path_or_bytes if isinstance(path_or_bytes, (str, os.PathLike)) else None
+        apply_intra_op_threads(int(self._options.intra_op_num_threads or 0))
         loaded: LoadedModel = load_model(path_or_bytes)
         # The optimizer edits a proto parsed here in place; a caller's ModelProto is copied.
         loaded.proto = optimize(
@@ -104,7 +107,10 @@ class InferenceSession:
         self._inputs = [NodeArg(vi) for vi in model.graph.input if vi.name not in init_names]
         self._overridable = [NodeArg(vi) for vi in model.graph.input if vi.name in init_names]
         self._outputs = [NodeArg(vi) for vi in model.graph.output]
-        self._input_types = {a.name: a._type_proto for a in self._inputs + self._overridable}
+        self._feed_checks = {
+            a.name: compile_feed_check(a.name, a._type_proto)
+            for a in self._inputs + self._overridable
+        }
         self._builder = PlanBuilder(loaded.opsets, loaded.base_dir, model.functions)
         self._plans: dict[tuple[str, ...], Plan] = {}
         self._plans_lock = threading.Lock()
@@ -195,24 +201,26 @@ class InferenceSession:
                 f"input_feed must be a dict of input name -> value, got {type(input_feed).__name__}"
             )
         plan = self._plan_for(output_names)
-        values = plan.template.copy()
-        slot_by_name = dict(zip(plan.input_names, plan.input_slots))
         missing = [n for n in plan.required_inputs if n not in input_feed]
         if missing:
             raise ValueError(
                 f"Required inputs ({missing}) are missing from input feed ({list(input_feed)})."
             )
+        values = plan.template.copy()
+        slots = plan.slot_of_input
+        checks = self._feed_checks
         for name, value in input_feed.items():
-            expected = self._input_types.get(name, False)
-            if expected is False:
+            check = checks.get(name)
+            if check is None:
                 raise InvalidArgument(
                     f"Invalid input name: '{name}'. Inputs of the model are "
                     f"{[a.name for a in self._inputs]}"
                 )
-            slot = slot_by_name.get(name)
-            checked = _check_feed(name, value, expected)
+            slot = slots.get(name)
             if slot is not None:
-                values[slot] = checked
+                values[slot] = check(value)
+            else:
+                check(value)
         if self._profile_events is not None:
             self._run_profiled(plan, values)
         else:
@@ -306,78 +314,3 @@ def _type_shape(v: Any) -> dict[str, list[int]]:
     if isinstance(v, np.ndarray):
         return {value_type_string(v)[7:-1]: list(v.shape)}
     return {type(v).__name__: []}
-
-
-def _check_tensor(name: str, value: Any, tp: TypeProto) -> np.ndarray:
-    if isinstance(value, np.generic):
-        value = np.asarray(value)
-    if not isinstance(value, np.ndarray):
-        raise InvalidArgument(
-            f"Input '{name}' must be a numpy array ({type_string(tp)}), got {type(value).__name__}"
-        )
-    tt = tp.tensor_type
-    try:
-        actual = elem_type_of(value.dtype)
-    except KeyError:
-        raise InvalidArgument(
-            f"Unexpected input data type for input '{name}'. Actual: (ndarray of {value.dtype}), "
-            f"expected: ({type_string(tp)})"
-        ) from None
-    if tt.elem_type and actual != tt.elem_type:
-        raise InvalidArgument(
-            f"Unexpected input data type for input '{name}'. Actual: ({value_type_string(value)}), "
-            f"expected: ({type_string(tp)})"
-        )
-    if value.dtype.kind in "US":
-        value = value.astype(str).astype(object)
-    elif value.dtype.byteorder == ">" or (
-        value.dtype.byteorder == "<" and np.little_endian is False
-    ):
-        value = value.astype(value.dtype.newbyteorder("="))
-    if tt.HasField("shape"):
-        dims = tt.shape.dim
-        if len(dims) != value.ndim:
-            raise InvalidArgument(
-                f"Invalid rank for input: {name} Got: {value.ndim} Expected: {len(dims)} "
-                "Please fix either the inputs/outputs or the model."
-            )
-        bad = [
-            (i, value.shape[i], d.dim_value)
-            for i, d in enumerate(dims)
-            if d.HasField("dim_value") and d.dim_value != value.shape[i]
-        ]
-        if bad:
-            lines = "\n".join(f" index: {i} Got: {g} Expected: {e}" for i, g, e in bad)
-            raise InvalidArgument(
-                f"Got invalid dimensions for input: {name} for the following indices\n{lines}\n"
-                "Please fix either the inputs/outputs or the model."
-            )
-    return value
-
-
-def _check_feed(name: str, value: Any, tp: TypeProto | None) -> Any:
-    """Validate one fed value against its declared type; return it in canonical form."""
-    if tp is None:
-        return value
-    which = tp.WhichOneof("value")
-    if which == "tensor_type":
-        return _check_tensor(name, value, tp)
-    if which == "sequence_type":
-        if not isinstance(value, (list, tuple)):
-            raise InvalidArgument(
-                f"Input '{name}' must be a list ({type_string(tp)}), got {type(value).__name__}"
-            )
-        return [
-            _check_feed(f"{name}[{i}]", v, tp.sequence_type.elem_type) for i, v in enumerate(value)
-        ]
-    if which == "map_type":
-        if not isinstance(value, dict):
-            raise InvalidArgument(
-                f"Input '{name}' must be a dict ({type_string(tp)}), got {type(value).__name__}"
-            )
-        return value
-    if which == "optional_type":
-        if value is None:
-            return None
-        return _check_feed(name, value, tp.optional_type.elem_type)
-    return value

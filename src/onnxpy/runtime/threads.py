@@ -1,0 +1,35 @@
+"""``intra_op_num_threads``: how many threads BLAS and onnxpy's own parallel kernels use.
+
+BLAS thread pools (OpenBLAS, MKL, BLIS) belong to the process, not to a session, so a limit
+set here holds for every session until another session sets a different one; onnxruntime's
+per-session pools have no equivalent in NumPy. threadpoolctl finds and sets them without
+environment variables, which only work before the library loads.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+__all__ = ["apply_intra_op_threads", "intra_op_threads"]
+
+_lock = threading.Lock()
+_current: int | None = None
+
+
+def intra_op_threads() -> int:
+    """Threads a kernel may use: the last limit set, else the machine's cores."""
+    return _current or os.cpu_count() or 1
+
+
+def apply_intra_op_threads(n: int) -> None:
+    """Limit BLAS (and onnxpy's kernel pools) to ``n`` threads; ``n <= 0`` leaves the default."""
+    global _current
+    if n <= 0:
+        return
+    from threadpoolctl import threadpool_limits
+
+    with _lock:
+        if _current != n:
+            threadpool_limits(limits=n, user_api="blas")
+            _current = n
