@@ -51,6 +51,7 @@ class ModelPlan:
 
 PLANS: dict[str, ModelPlan] = {
     "mlp": ModelPlan((1, 64)),
+    "tiny10": ModelPlan((1,), "batch 1: ten elementwise nodes, measures per-node dispatch"),
     "resnet50": ModelPlan((1,), "batch 1 only (224x224 images; larger batches add little)", True),
     "bert_base": ModelPlan((1,), "batch 1, sequence length 128", True),
     "iris_forest": ModelPlan((1, 1000)),

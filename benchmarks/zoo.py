@@ -231,6 +231,26 @@ def _inputs_mlp(batch: int, seed: int) -> dict[str, np.ndarray]:
     return {"x": rng.standard_normal((batch, 784), dtype=np.float32)}
 
 
+def _build_tiny10(path: Path) -> None:
+    """Ten cheap elementwise nodes on a [batch, 16] tensor: per-node dispatch cost, no math."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    ops = ["Relu", "Neg", "Abs", "Sigmoid", "Exp", "Relu", "Neg", "Abs", "Tanh", "Sqrt"]
+    names = ["x"] + [f"t{i}" for i in range(len(ops) - 1)] + ["y"]
+    nodes = [helper.make_node(op, [names[i]], [names[i + 1]]) for i, op in enumerate(ops)]
+    vi = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch", 16]) for n in ("x", "y")]
+    graph = helper.make_graph(nodes, "tiny10", [vi[0]], [vi[1]])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
+def _inputs_tiny10(batch: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {"x": rng.standard_normal((batch, 16), dtype=np.float32)}
+
+
 # -- scikit-learn models ------------------------------------------------------------------------
 def _save_sklearn(model, x_train: np.ndarray, x_holdout: np.ndarray, path: Path) -> None:
     """Convert with ZipMap off, pickle the estimator, keep held-out rows for the input maker."""
@@ -305,6 +325,7 @@ MODELS: dict[str, tuple[Callable[[Path], None], Callable[..., dict[str, np.ndarr
     "resnet50": (_build_resnet50, _inputs_resnet50),
     "bert_base": (_build_bert, _inputs_bert),
     "mlp": (_build_mlp, _inputs_mlp),
+    "tiny10": (_build_tiny10, _inputs_tiny10),
     "iris_forest": (_build_iris_forest, _inputs_sklearn("iris_forest")),
     "big_forest": (_build_big_forest, _inputs_sklearn("big_forest")),
     "logreg": (_build_logreg, _inputs_sklearn("logreg")),
