@@ -16,7 +16,7 @@ from onnxpy.model.skeleton import skeleton
 from onnxpy.model.weights import InlineWeights
 from onnxpy.model.wire import ReadInto, parse_model_lean
 
-__all__ = ["LoadedModel", "load_model"]
+__all__ = ["LoadedModel", "load_model", "model_opsets"]
 
 
 @dataclass
@@ -129,7 +129,8 @@ def _check(model: ModelProto) -> None:
         raise InvalidGraph(f"Model failed ONNX validation: {first}") from e
 
 
-def _opsets(model: ModelProto) -> dict[str, int]:
+def model_opsets(model: ModelProto) -> dict[str, int]:
+    """{domain: version} of the opsets ``model`` imports ('' for the default domain)."""
     opsets: dict[str, int] = {}
     for imp in model.opset_import:
         domain = "" if imp.domain in ("", "ai.onnx") else imp.domain
@@ -162,5 +163,5 @@ def load_model(
     if check:
         _check(model)
     return LoadedModel(
-        proto=model, base_dir=base_dir, opsets=_opsets(model), path=path, weights=weights
+        proto=model, base_dir=base_dir, opsets=model_opsets(model), path=path, weights=weights
     )

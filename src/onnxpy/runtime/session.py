@@ -19,7 +19,7 @@ import onnx
 from onnx import TensorProto, TypeProto, ValueInfoProto
 
 from onnxpy.errors import InvalidArgument, InvalidGraph
-from onnxpy.model.loader import LoadedModel, load_model
+from onnxpy.model.loader import LoadedModel, load_model, model_opsets
 from onnxpy.model.skeleton import infer_types
 from onnxpy.model.tensors import mappable
 from onnxpy.model.weights import InlineWeights, materialize, references
@@ -99,6 +99,8 @@ class InferenceSession:
             base_dir=loaded.base_dir,
             inplace=not isinstance(path_or_bytes, onnx.ModelProto),
         )
+        # Fusions may import a domain (com.microsoft) for the kernels they emit.
+        loaded.opsets = model_opsets(loaded.proto)
         self._loaded = loaded
         model = loaded.proto
         self._graph = model.graph
