@@ -57,6 +57,8 @@ class Kernel:
     attributes: frozenset[str] | None
     # Extra, declared needs: e.g. graph-valued attributes (If/Loop/Scan bodies).
     subgraph_attributes: tuple[str, ...] = ()
+    # INTS/FLOATS attributes arrive as int64/float32 NumPy arrays instead of lists.
+    array_attributes: bool = False
 
 
 _REGISTRY: dict[tuple[str, str], list[Kernel]] = {}
@@ -79,11 +81,15 @@ def register(
     *,
     factory: bool = False,
     subgraphs: tuple[str, ...] = (),
+    array_attributes: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator registering ``fn`` for ``op_type`` from opset ``since`` on.
 
     ``since`` may be a tuple when one implementation serves several since-versions whose
     differences it handles itself (e.g. an input that became optional).
+    ``array_attributes=True`` asks for INTS and FLOATS attributes as int64 and float32 NumPy
+    arrays (decoded without a Python object per element) instead of lists: for kernels whose
+    attributes can hold millions of values, such as tree ensembles.
     """
 
     domain = _DOMAIN_ALIASES.get(domain, domain)
@@ -95,7 +101,18 @@ def register(
             entries = _REGISTRY.setdefault((domain, op_type), [])
             if any(k.since == v for k in entries):
                 raise ValueError(f"{domain or 'ai.onnx'}::{op_type} since {v} registered twice")
-            entries.append(Kernel(op_type, domain, v, fn, factory, attrs, tuple(subgraphs)))
+            entries.append(
+                Kernel(
+                    op_type,
+                    domain,
+                    v,
+                    fn,
+                    factory,
+                    attrs,
+                    tuple(subgraphs),
+                    array_attributes=array_attributes,
+                )
+            )
             entries.sort(key=lambda k: k.since)
         return fn
 

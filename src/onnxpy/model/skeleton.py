@@ -10,7 +10,7 @@ small ones (shape tensors, whose values inference propagates). The weights' own 
 from __future__ import annotations
 
 import onnx
-from onnx import ModelProto, TensorProto, helper
+from onnx import ModelProto, NodeProto, TensorProto, helper
 
 from onnxpy.model.tensors import tensor_nbytes
 
@@ -23,10 +23,35 @@ def _is_big(t: TensorProto) -> bool:
     return t.data_location == TensorProto.EXTERNAL or tensor_nbytes(t) > BIG_TENSOR_BYTES
 
 
+# Tree ensembles keep their weights in attributes: one entry per node or leaf, millions in a
+# big forest. Types and schema need one entry of each (lists of one group stay equally long);
+# the kernel's setup checks the full lists. Class labels decide output types: never trimmed.
+_TREE_OPS = frozenset({"TreeEnsembleClassifier", "TreeEnsembleRegressor", "TreeEnsemble"})
+_TREE_WEIGHT_PREFIXES = ("nodes_", "class_", "target_", "leaf_", "membership_values")
+_TRIM_ABOVE = 1024
+
+
+def _heavy_tree_node(node: NodeProto) -> bool:
+    return (
+        node.domain == "ai.onnx.ml"
+        and node.op_type in _TREE_OPS
+        and any(len(a.ints) + len(a.floats) + len(a.strings) > _TRIM_ABOVE for a in node.attribute)
+    )
+
+
+def _trim_tree_attributes(node: NodeProto) -> None:
+    for a in node.attribute:
+        if a.name.startswith(_TREE_WEIGHT_PREFIXES):
+            for values in (a.ints, a.floats, a.strings):
+                del values[1:]
+
+
 def skeleton(model: ModelProto) -> ModelProto:
-    """A copy of ``model`` with big top-level initializers replaced by typed graph inputs."""
+    """A copy of ``model`` with big top-level initializers replaced by typed graph inputs
+    and tree ensembles' per-node attribute lists cut to one entry."""
     g = model.graph
-    if not any(_is_big(t) for t in g.initializer):
+    heavy = [i for i, n in enumerate(g.node) if _heavy_tree_node(n)]
+    if not heavy and not any(_is_big(t) for t in g.initializer):
         return model
     out = ModelProto()
     for field in ("ir_version", "producer_name", "producer_version", "domain", "model_version"):
@@ -36,6 +61,8 @@ def skeleton(model: ModelProto) -> ModelProto:
     sg = out.graph
     sg.name = g.name
     sg.node.extend(g.node)
+    for i in heavy:
+        _trim_tree_attributes(sg.node[i])
     sg.input.extend(g.input)
     sg.output.extend(g.output)
     sg.value_info.extend(g.value_info)

@@ -33,8 +33,25 @@ def _text(b: bytes) -> str | bytes:
         return b
 
 
-def decode_attribute(attr: AttributeProto, base_dir: str | None) -> Any:
-    """Decode a non-graph attribute (graphs are compiled by the planner)."""
+def _texts(values: Any) -> list[str | bytes]:
+    """Decode a STRINGS field, each distinct value once: repeats share one str object."""
+    seen: dict[bytes, str | bytes] = {}
+    out = []
+    for b in values:
+        v = seen.get(b)
+        if v is None:
+            v = seen[b] = _text(b)
+        out.append(v)
+    return out
+
+
+def decode_attribute(attr: AttributeProto, base_dir: str | None, *, arrays: bool = False) -> Any:
+    """Decode a non-graph attribute (graphs are compiled by the planner).
+
+    With ``arrays`` (kernels registered with ``array_attributes=True``) INTS arrive as an
+    int64 array and FLOATS as a float32 array, built straight from the protobuf field without
+    a Python object per element; otherwise both are lists.
+    """
     t = attr.type
     if t == _A.FLOAT:
         return float(attr.f)
@@ -49,11 +66,11 @@ def decode_attribute(attr: AttributeProto, base_dir: str | None) -> Any:
     if t == _A.TYPE_PROTO:
         return attr.tp
     if t == _A.FLOATS:
-        return list(attr.floats)
+        return np.array(attr.floats, dtype=np.float32) if arrays else list(attr.floats)
     if t == _A.INTS:
-        return list(attr.ints)
+        return np.array(attr.ints, dtype=np.int64) if arrays else list(attr.ints)
     if t == _A.STRINGS:
-        return [_text(x) for x in attr.strings]
+        return _texts(attr.strings)
     if t == _A.TENSORS:
         return [tensor_to_array(x, base_dir) for x in attr.tensors]
     if t == _A.SPARSE_TENSORS:

@@ -410,7 +410,9 @@ class PlanBuilder:
                 graphs[a.name] = [self._subgraph(g, sn.opsets, types) for g in a.graphs]
             else:
                 try:
-                    attrs[a.name] = decode_attribute(a, self.base_dir)
+                    attrs[a.name] = decode_attribute(
+                        a, self.base_dir, arrays=kernel.array_attributes
+                    )
                 except Exception as e:  # noqa: BLE001
                     raise InvalidGraph(f"{where}: cannot decode attribute '{a.name}': {e}") from e
 

@@ -69,11 +69,14 @@ def _value_types(model: onnx.ModelProto) -> dict[str, TypeProto]:
     except Exception:  # noqa: BLE001 - inference is advisory; the checker already passed
         return {}
     g = inferred.graph
-    return {
-        vi.name: vi.type
-        for vi in list(g.input) + list(g.output) + list(g.value_info)
-        if vi.type.WhichOneof("value")
-    }
+    types: dict[str, TypeProto] = {}
+    for vi in list(g.input) + list(g.output) + list(g.value_info):
+        if vi.type.WhichOneof("value"):
+            # A copy: a sub-message would keep the whole inferred model (attributes and all)
+            # alive for the session's lifetime.
+            types[vi.name] = tp = TypeProto()
+            tp.CopyFrom(vi.type)
+    return types
 
 
 class InferenceSession:

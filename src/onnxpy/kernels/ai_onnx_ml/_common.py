@@ -122,11 +122,13 @@ def class_labels(
     strings: Sequence[str] | None, ints: Sequence[int] | None, what: str = "classlabels"
 ) -> np.ndarray:
     """The class label list as an object (str) or int64 array; exactly one must be given."""
-    if strings and ints:
+    has_strings = strings is not None and len(strings) > 0
+    has_ints = ints is not None and len(ints) > 0
+    if has_strings and has_ints:
         raise ValueError(f"only one of the {what}_* attributes may be set")
-    if strings:
+    if has_strings:
         return np.array([s if isinstance(s, str) else s.decode() for s in strings], dtype=object)
-    if ints:
+    if has_ints:
         return np.asarray(ints, dtype=np.int64)
     raise ValueError(f"one of the {what}_* attributes (strings or integers) must be set")
 

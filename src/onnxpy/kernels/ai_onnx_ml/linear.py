@@ -26,23 +26,50 @@ def _weights(
     if rows <= 0 or len(coef) % rows:
         raise ValueError(f"{len(coef)} coefficients do not split into {rows} rows")
     bias = np.zeros(rows)
-    if intercepts:
+    if intercepts is not None and len(intercepts):
         bias = np.asarray(intercepts, dtype=np.float32).astype(np.float64)
         if len(bias) != rows:
             raise ValueError(f"{len(bias)} intercepts for {rows} coefficient rows")
     return coef.reshape(rows, -1), bias
 
 
-def _scores(x: np.ndarray, coef: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    rows = as_rows(np.asarray(x))
-    if rows.dtype.kind not in "fiu":
-        raise TypeError(f"linear models take numeric input, got {rows.dtype}")
-    if rows.shape[1] != coef.shape[1]:
-        raise ValueError(f"the input has {rows.shape[1]} features, the model {coef.shape[1]}")
-    return rows.astype(np.float64) @ coef.T + bias
+class _Scores:
+    """X @ W.T + b in float64, with W.T laid out contiguous once."""
+
+    def __init__(self, coef: np.ndarray, bias: np.ndarray) -> None:
+        self.coef_t = np.ascontiguousarray(coef.T)  # [F, rows]
+        self.bias = bias
+        self.n_features = coef.shape[1]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if not (x.__class__ is np.ndarray and x.ndim == 2 and x.shape[1] == self.n_features):
+            x = as_rows(np.asarray(x))
+            if x.shape[1] != self.n_features:
+                raise ValueError(
+                    f"the input has {x.shape[1]} features, the model {self.n_features}"
+                )
+        if x.dtype.kind not in "fiu":
+            raise TypeError(f"linear models take numeric input, got {x.dtype}")
+        scores = np.matmul(x.astype(np.float64), self.coef_t)
+        scores += self.bias
+        return scores
 
 
-@register("LinearClassifier", since=1, domain=ML, factory=True)
+def _logistic32(s: np.ndarray) -> np.ndarray:
+    """logistic(s) rounded to float32, in place on the float64 scores ``s``.
+
+    1 / (1 + exp(-s)) with s clipped at -110 from below: exp stays finite, and every s below
+    -104 rounds to float32 0 either way.
+    """
+    np.negative(s, out=s)
+    np.minimum(s, 110.0, out=s)
+    np.exp(s, out=s)
+    s += 1.0
+    np.divide(1.0, s, out=s)
+    return s.astype(np.float32)
+
+
+@register("LinearClassifier", since=1, domain=ML, factory=True, array_attributes=True)
 def linear_classifier(
     info: NodeInfo,
     *,
@@ -61,14 +88,16 @@ def linear_classifier(
     """
     labels = class_labels(classlabels_strings, classlabels_ints)
     post = post_transform_code(post_transform)
-    rows = len(intercepts) if intercepts else len(labels)
+    rows = len(intercepts) if intercepts is not None and len(intercepts) else len(labels)
     coef, bias = _weights(coefficients, intercepts, rows)
     binary = rows == 1 and len(labels) == 2
     if not binary and rows != len(labels):
         raise ValueError(f"{rows} coefficient rows for {len(labels)} class labels")
 
+    scores_of = _Scores(coef, bias)
+
     def run(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        scores = _scores(x, coef, bias)
+        scores = scores_of(x)
         if binary:
             s = scores[:, 0]
             label = labels[(s > 0).astype(np.intp)]
@@ -77,21 +106,27 @@ def linear_classifier(
                 return label, np.stack([1.0 - p, p], axis=1).astype(np.float32)
             z = np.stack([1.0 - s, s], axis=1)
             return label, (apply_post(z, post) if post == "PROBIT" else z).astype(np.float32)
-        label = labels[np.argmax(scores, axis=1)] if len(scores) else labels[:0]
+        label = labels.take(scores.argmax(axis=1)) if len(scores) else labels[:0]
+        if post == "LOGISTIC":
+            return label, _logistic32(scores)
         return label, apply_post(scores, post).astype(np.float32)
 
     return run
 
 
-@register("LinearRegressor", since=1, domain=ML, factory=True)
+@register("LinearRegressor", since=1, domain=ML, factory=True, array_attributes=True)
 def linear_regressor(
     info: NodeInfo, *, coefficients=None, intercepts=None, post_transform="NONE", targets=1
 ) -> Callable[[np.ndarray], np.ndarray]:
     """[N, targets] = X @ W.T + b, then the post-transform; float32 out."""
     post = post_transform_code(post_transform)
     coef, bias = _weights(coefficients, intercepts, int(targets))
+    scores_of = _Scores(coef, bias)
 
     def run(x: np.ndarray) -> np.ndarray:
-        return apply_post(_scores(x, coef, bias), post).astype(np.float32)
+        scores = scores_of(x)
+        if post == "LOGISTIC":
+            return _logistic32(scores)
+        return apply_post(scores, post).astype(np.float32)
 
     return run

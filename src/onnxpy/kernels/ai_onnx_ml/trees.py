@@ -79,6 +79,10 @@ _BYTES_PER_SLOT = 20  # feature (4) + threshold (4 or 8) + children (8)
 _DENSE_LIMIT = 1 << 22
 # Leaf cells ([rows, trees]) gathered at once per target when aggregating the votes.
 _GATHER_CELLS = 1 << 21
+# The all-nodes evaluation (_AllNodes) serves forests of at most _ALL_NODES_NODES nodes, for
+# batches of at most _ALL_NODES_CELLS (row, node) cells.
+_ALL_NODES_NODES = 1 << 12
+_ALL_NODES_CELLS = 1 << 15
 # A batch is split over threads when each thread gets at least this many (row, tree) pairs.
 _PAIRS_PER_THREAD = 1 << 15
 
@@ -143,10 +147,11 @@ class _Forest:
     """A compiled forest: node arrays over all trees plus each tree's root.
 
     ``packed`` is the fast layout when every interior node uses one comparison on a float32
-    threshold: one 16-byte record per node, ``[feature, threshold bits, false child, 0]``
-    (int32), the true child stored right after the false one, so a step reads one record and
-    moves with one add. ``slots`` is the general layout (mixed
-    modes, BRANCH_MEMBER, float64 thresholds, NaNs that must take the true side); it is built
+    threshold: one 16-byte record per node, int32 ``[feature, threshold bits]`` then the false
+    child as an int64 in columns 2-3 (see _first_of; an int64 adds to the walkers' intp
+    indices without a cast), the true child stored right after the false one, so a step
+    reads one record and moves with one add. ``slots`` is the general layout (mixed modes,
+    BRANCH_MEMBER, float64 thresholds, NaNs that must take the true side); it is built
     only when ``packed`` cannot serve every input. A leaf's children are itself. Roots are
     ordered deepest tree first; ``alive[d]`` trees of that order are still walking at depth d.
     """
@@ -187,13 +192,17 @@ def _forest(
     roots: np.ndarray,
     membership: _Membership | None = None,
 ) -> _Forest:
-    """Assemble a forest from validated node arrays (leaves are nodes of mode LEAF)."""
+    """Assemble a forest from validated node arrays (leaves are nodes of mode LEAF).
+
+    ``true_child`` and ``false_child`` may be modified in place when they are int64 arrays
+    (callers pass arrays of their own): a big forest is not copied once more.
+    """
     n = len(feature)
     is_leaf = mode == LEAF
     interior = ~is_leaf
     leaf_at = np.flatnonzero(is_leaf)
-    false_child = np.array(false_child, dtype=np.int64)
-    true_child = np.array(true_child, dtype=np.int64)
+    false_child = np.asarray(false_child, dtype=np.int64)
+    true_child = np.asarray(true_child, dtype=np.int64)
     false_child[leaf_at] = leaf_at
     true_child[leaf_at] = leaf_at
     feature = np.asarray(feature, dtype=np.int64)
@@ -287,14 +296,23 @@ def _pack(
         if size > n:
             return None
     old_of = np.concatenate(old)
-    new = np.arange(len(old_of), dtype=np.int64)
-    leaf = is_leaf[old_of]
-    nan_bits = np.array([np.nan], dtype=np.float32).view(np.int32)[0]
+    del old, frontier
+    # Filled column by column, leaves patched afterwards: few temporaries the forest's size.
     packed = np.zeros((len(old_of), 4), dtype=np.int32)
-    packed[:, 0] = np.where(leaf, 0, feature[old_of])
-    packed[:, 1] = np.where(leaf, nan_bits, thr32.view(np.int32)[old_of])
-    packed[:, 2] = np.where(leaf, new - (mode == NEQ), first[old_of])
+    packed[:, 0] = feature.take(old_of)
+    packed[:, 1] = thr32.view(np.int32).take(old_of)
+    _first_of(packed)[:] = first.take(old_of)
+    del first
+    leaf = np.flatnonzero(is_leaf.take(old_of))
+    packed[leaf, 0] = 0
+    packed[leaf, 1] = np.array([np.nan], dtype=np.float32).view(np.int32)[0]
+    _first_of(packed)[leaf] = leaf - (mode == NEQ)
     return packed, old_of
+
+
+def _first_of(records: np.ndarray) -> np.ndarray:
+    """The int64 ``first child`` field of packed records (int32 columns 2 and 3), a view."""
+    return records[:, 2:].view(np.int64)[:, 0]
 
 
 def _tree_depths(
@@ -397,7 +415,7 @@ def _walk_packed(
     for k in alive:
         if k != last:  # the views change only when trees finish
             cur, rec, c, a = node[:k], buf[:k], cond[:k], at[:k]
-            feat, thr, first = rec[:, 0], rec[:, 1].view(np.float32), rec[:, 2]
+            feat, thr, first = rec[:, 0], rec[:, 1].view(np.float32), _first_of(rec)
             off = None if offset is None else offset[:k]
             last = k
         packed.take(cur, 0, rec, "clip")
@@ -431,9 +449,9 @@ def _features(forest: _Forest, x: np.ndarray) -> np.ndarray:
 
 
 def _leaves(forest: _Forest, x: np.ndarray) -> np.ndarray:
-    """Leaf-table row reached in each tree by each row of ``x`` [N, F]: int32 [N, trees].
+    """Leaf-table row reached in each tree by each row of ``x`` [N, F]: int32 [trees, N].
 
-    Columns follow ``forest.roots`` (deepest tree first). A row's leaves do not depend on the
+    Trees follow ``forest.roots`` (deepest tree first). A row's leaves do not depend on the
     rows around it, so any row split gives the same result.
     """
     n_rows, n_feat = x.shape
@@ -443,7 +461,7 @@ def _leaves(forest: _Forest, x: np.ndarray) -> np.ndarray:
     packed = forest.packed is not None and not check_nan
     roots_all = np.arange(forest.n_trees, dtype=np.intp) if packed else forest.roots
     leaf_row = forest.packed_leaf_row if packed else forest.leaf_row
-    out = np.empty((n_rows, forest.n_trees), dtype=np.int32)
+    out = np.empty((forest.n_trees, n_rows), dtype=np.int32)
     row_block, tree_block = _blocks(forest, n_rows)
     offsets = np.arange(n_rows, dtype=np.intp) * n_feat
     for r0 in range(0, n_rows, row_block):
@@ -460,7 +478,7 @@ def _leaves(forest: _Forest, x: np.ndarray) -> np.ndarray:
             else:
                 _walk_slots(forest, xflat, node, offset, alive, check_nan)
             leaf = leaf_row.take(node).reshape(len(roots), width)
-            out[r0 : r0 + width, t0 : t0 + len(roots)] = leaf.T
+            out[t0 : t0 + len(roots), r0 : r0 + width] = leaf
     return out
 
 
@@ -468,8 +486,9 @@ def _leaves(forest: _Forest, x: np.ndarray) -> np.ndarray:
 class _Votes:
     """Aggregates the weights of the reached leaves into [N, targets] float64 scores.
 
-    Each row's votes are reduced over its own contiguous [trees] cells, so a row's score does
-    not depend on the batch it came in.
+    The dense table is reduced over the trees in order, one row of the batch per column
+    (``reduce`` along axis 1 of [targets, trees, rows]): a row's score does not depend on the
+    batch it came in.
     """
 
     def __init__(
@@ -514,19 +533,19 @@ class _Votes:
         return table
 
     def __call__(self, leaves: np.ndarray) -> np.ndarray:
-        """Scores [N, targets] from the leaf rows reached, ``leaves`` [N, trees]."""
-        n_rows, n_trees = leaves.shape
+        """Scores [N, targets] from the leaf rows reached, ``leaves`` [trees, N]."""
+        n_trees, n_rows = leaves.shape
         fill = {"MIN": np.inf, "MAX": -np.inf}.get(self.function, 0.0)
         out = np.full((n_rows, self.n_targets), fill)
         if leaves.size:
-            step = max(1, _GATHER_CELLS // max(1, n_trees))
+            step = max(1, _GATHER_CELLS // max(1, n_trees * self.n_targets))
             for start in range(0, n_rows, step):
-                chunk = leaves[start : start + step]
+                chunk = leaves[:, start : start + step]
                 part = out[start : start + step]
                 if self.dense:
                     self._reduce_dense(part, chunk)
                 else:
-                    self._reduce_sparse(part, chunk)
+                    self._reduce_sparse(part, chunk.T)
         if self.function in ("MIN", "MAX"):
             out[np.isinf(out)] = 0.0
         elif self.function == "AVERAGE" and self.n_trees:
@@ -534,11 +553,9 @@ class _Votes:
         return out
 
     def _reduce_dense(self, out: np.ndarray, chunk: np.ndarray) -> None:
-        # One contiguous gather per target, reduced over each row's trees.
+        # One gather for all targets, [targets, trees, rows], reduced tree after tree.
         reduce = {"MIN": np.minimum, "MAX": np.maximum}.get(self.function, np.add)
-        for target in range(self.n_targets):
-            gathered = self.table[target].take(chunk)  # [rows, trees]
-            out[:, target] = reduce.reduce(gathered, axis=1)
+        out[...] = reduce.reduce(self.table.take(chunk, axis=1), axis=1).T
 
     def _reduce_sparse(self, out: np.ndarray, chunk: np.ndarray) -> None:
         flat = chunk.ravel()  # row-major: a row's trees in order
@@ -559,6 +576,172 @@ class _Votes:
             np.minimum.at(flat_out, cell, w)
         else:
             np.maximum.at(flat_out, cell, w)
+
+
+class _AllNodes:
+    """Small batches of a small forest: every node's condition at once, then pointer jumping.
+
+    A step of the walk is ``next[node] = first[node] + cond[node]`` (leaves point at
+    themselves). With the condition of every node computed for the batch in three calls,
+    ``next`` composed with itself ``k`` times moves ``2**k`` levels, so a forest of depth
+    ``d`` needs ``ceil(log2(d))`` gathers whatever its shape; with several rows, when
+    ``d`` small gathers from the roots cost less than those big ones, the roots follow
+    ``next`` level by level instead. The reached leaves' votes are one gather and one
+    reduction. The cost grows with rows x nodes, so it serves only
+    while that stays small (see ``_ALL_NODES_NODES``). Votes are reduced in the same order
+    and layout as ``_Votes``, so results are bit-identical to the level walk.
+    """
+
+    def __init__(self, forest: _Forest, votes: _Votes) -> None:
+        packed = forest.packed
+        m = len(packed)
+        self.m = m
+        self.n_trees = forest.n_trees
+        self.feature = packed[:, 0].astype(np.intp)
+        self.threshold = np.ascontiguousarray(packed[:, 1]).view(np.float32)
+        self.first = _first_of(packed).astype(np.intp)
+        self.ufunc = _UFUNCS[forest.single_mode]
+        self.jumps = max(0, (forest.depth - 1).bit_length())
+        rows = forest.packed_leaf_row
+        at = np.flatnonzero(rows >= 0)
+        # Votes per packed node, [targets, nodes]; interior nodes are never gathered.
+        self.table = np.zeros((votes.n_targets, m), dtype=np.float64)
+        self.table[:, at] = votes.table[:, rows[at]]
+        self.reduce = {"MIN": np.minimum, "MAX": np.maximum}.get(votes.function, np.add)
+        self.function = votes.function
+        self.depth = forest.depth
+        self._rows: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
+
+    def _row_tables(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``first`` shifted to each row's block of the flattened [n, nodes] table, the row
+        starts, and the roots [trees, n] to walk from (None: jump instead); cached per batch
+        size (small batches only)."""
+        tables = self._rows.get(n)
+        if tables is None:
+            base = np.arange(n, dtype=np.intp) * self.m
+            roots = None
+            # Per call ~0.5 us plus ~1 ns per element gathered.
+            walk = self.depth * (500 + self.n_trees * n)
+            jump = self.jumps * (500 + self.m * n)
+            if walk < jump:
+                roots = np.arange(self.n_trees, dtype=np.intp)[:, None] + base
+            tables = self._rows[n] = (self.first + base[:, None], base, roots)
+        return tables
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Scores [N, targets] of ``x`` [N, F] (C-contiguous)."""
+        n = len(x)
+        if n == 1:
+            nxt = np.add(self.first, self.ufunc(x.take(self.feature), self.threshold))
+            for _ in range(self.jumps):
+                nxt = nxt.take(nxt)
+            leaves = nxt[: self.n_trees, None]
+        else:
+            first, base, roots = self._row_tables(n)
+            cond = self.ufunc(x.take(self.feature, axis=1), self.threshold)
+            nxt = np.add(first, cond)
+            if roots is None:
+                for _ in range(self.jumps):
+                    nxt = nxt.take(nxt)
+                leaves = np.subtract(nxt[:, : self.n_trees], base[:, None]).T
+            else:
+                leaves = roots
+                for _ in range(self.depth):
+                    leaves = nxt.take(leaves)
+                leaves -= base
+        # The same gather and reduction as _Votes._reduce_dense (bit-identical scores).
+        scores = self.reduce.reduce(self.table.take(leaves, axis=1), axis=1).T
+        return _finish_votes(scores, self.function, self.n_trees)
+
+
+def _finish_votes(scores: np.ndarray, function: str, n_trees: int) -> np.ndarray:
+    """MIN/MAX targets no leaf voted for score 0; AVERAGE divides by the tree count."""
+    if function in ("MIN", "MAX"):
+        scores[np.isinf(scores)] = 0.0
+    elif function == "AVERAGE" and n_trees:
+        scores /= n_trees
+    return scores
+
+
+class _OneRow:
+    """One row through a big packed forest: the level walk with nothing else around it.
+
+    Same steps as ``_walk_packed`` for a single row (no offsets), then the votes gathered and
+    reduced as ``_Votes._reduce_dense`` does, so the scores are bit-identical to a batch's.
+    """
+
+    def __init__(self, forest: _Forest, votes: _Votes) -> None:
+        self.packed = forest.packed
+        self.ufunc = _UFUNCS[forest.single_mode]
+        self.n_trees = forest.n_trees
+        self.alive = forest.alive
+        self.leaf_row = forest.packed_leaf_row
+        self.table = votes.table
+        self.reduce = {"MIN": np.minimum, "MAX": np.maximum}.get(votes.function, np.add)
+        self.function = votes.function
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        n = self.n_trees
+        node = np.arange(n, dtype=np.intp)
+        buf = np.empty((n, 4), dtype=np.int32)
+        cond = np.empty(n, dtype=bool)
+        packed, ufunc, add = self.packed, self.ufunc, np.add
+        last = -1
+        for k in self.alive:
+            if k != last:  # the views change only when trees finish
+                cur, rec, c = node[:k], buf[:k], cond[:k]
+                feat, thr, first = rec[:, 0], rec[:, 1].view(np.float32), _first_of(rec)
+                last = k
+            packed.take(cur, 0, rec, "clip")
+            ufunc(x.take(feat), thr, c)
+            add(first, c, cur)
+        leaves = self.leaf_row.take(node)[:, None]
+        scores = self.reduce.reduce(self.table.take(leaves, axis=1), axis=1).T
+        return _finish_votes(scores, self.function, n)
+
+
+def _all_nodes(forest: _Forest, votes: _Votes) -> _AllNodes | None:
+    """The all-nodes evaluator when the forest is small enough for it to pay off."""
+    if forest.packed is None or not votes.dense or len(forest.packed) > _ALL_NODES_NODES:
+        return None
+    return _AllNodes(forest, votes)
+
+
+class _Runner:
+    """Scores of a compiled forest: input checks and the choice of evaluation per call."""
+
+    def __init__(self, forest: _Forest, votes: _Votes, threads: int) -> None:
+        self.forest = forest
+        self.votes = votes
+        self.threads = threads
+        self.small = _all_nodes(forest, votes)
+        self.dtype = np.dtype(np.float32 if forest.exact32 else np.float64)
+        # Below this many rows the all-nodes evaluation is used.
+        self.small_rows = (
+            0 if self.small is None else max(1, _ALL_NODES_CELLS // max(1, self.small.m))
+        )
+        self.one_row = None
+        if self.small is None and forest.packed is not None and votes.dense:
+            self.one_row = _OneRow(forest, votes)
+        self.no_nan_check = forest.nan_true is None
+        self.min_features = forest.max_feature + 1 if forest.n_trees else 0
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Scores [N, targets] (float64) of a numeric input, rows along axis 0."""
+        if not (
+            x.__class__ is np.ndarray
+            and x.dtype == self.dtype
+            and x.ndim == 2
+            and x.flags.c_contiguous
+            and x.shape[1] >= self.min_features
+        ):
+            x = _features(self.forest, _legacy_input(x))
+        n = len(x)
+        if 0 < n <= self.small_rows and (self.no_nan_check or not np.isnan(x).any()):
+            return self.small(x)
+        if n == 1 and self.one_row is not None and (self.no_nan_check or not np.isnan(x).any()):
+            return self.one_row(x)
+        return _scores(self.forest, self.votes, x, self.threads)
 
 
 def _scores(forest: _Forest, votes: _Votes, x: np.ndarray, threads: int) -> np.ndarray:
@@ -631,6 +814,11 @@ class _NodeIndex:
         return pos
 
 
+def _given(values: Sequence | np.ndarray | None) -> Sequence | np.ndarray | None:
+    """An optional list/array attribute, None when absent or empty."""
+    return None if values is None or len(values) == 0 else values
+
+
 def _same_length(what: str, **arrays: Sequence | None) -> int:
     lengths = {k: len(v) for k, v in arrays.items() if v is not None}
     if len(set(lengths.values())) > 1:
@@ -662,7 +850,7 @@ def _legacy_forest(
         nodes_modes=modes,
         nodes_truenodeids=truenodeids,
         nodes_falsenodeids=falsenodeids,
-        nodes_missing_value_tracks_true=missing or None,
+        nodes_missing_value_tracks_true=_given(missing),
     )
     tree = np.asarray(treeids, dtype=np.int64)
     index = _NodeIndex(tree, np.asarray(nodeids, dtype=np.int64))
@@ -695,7 +883,7 @@ def _legacy_forest(
     if len(trees) != len(np.unique(tree)):
         raise ValueError("a tree has no root (every node is some node's child)")
     roots = free[first]
-    miss = np.asarray(missing, dtype=bool) if missing else None
+    miss = np.asarray(missing, dtype=bool) if _given(missing) is not None else None
     return _forest(feature, threshold, mode, true_child, false_child, miss, roots), index
 
 
@@ -720,7 +908,7 @@ def _legacy_votes(
             f"{prefix}_weights": weights,
         },
     )
-    if not treeids:
+    if treeids is None or len(treeids) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return _Votes(forest.n_leaves, n_targets, empty, empty, empty, function, forest.n_trees)
     if nodeids is None or ids is None or weights is None:
@@ -758,7 +946,7 @@ def _aggregate_name(value: str | int) -> str:
 
 
 # -- TreeEnsembleClassifier -------------------------------------------------------------------
-@register("TreeEnsembleClassifier", since=(1, 3, 5), domain=ML, factory=True)
+@register("TreeEnsembleClassifier", since=(1, 3, 5), domain=ML, factory=True, array_attributes=True)
 def tree_ensemble_classifier(
     info: NodeInfo,
     *,
@@ -820,16 +1008,20 @@ def tree_ensemble_classifier(
         if base is not None and len(base) not in (0, n_classes):
             raise ValueError(f"base_values has {len(base)} values for {n_classes} classes")
 
-    threads = _default_threads()
+    scores_of = _Runner(forest, votes, _default_threads())
+    has_base = base is not None and len(base) > 0
 
     def run(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        scores = _scores(forest, votes, _legacy_input(x), threads)
+        scores = scores_of(x)
         if binary:
-            return _binary_scores(scores[:, 0] + offset, labels, positive, post)
-        if base is not None and len(base):
+            s = scores[:, 0]
+            return _binary_scores(s + offset if offset else s, labels, positive, post)
+        if has_base:
             scores = scores + base
-        label = labels[np.argmax(scores, axis=1)] if len(scores) else labels[:0]
-        return label, apply_post(scores, post).astype(np.float32)
+        label = labels.take(scores.argmax(axis=1)) if len(scores) else labels[:0]
+        if post != "NONE":
+            scores = apply_post(scores, post)
+        return label, scores.astype(np.float32)
 
     return run
 
@@ -844,7 +1036,12 @@ def _binary_scores(
     columns [-s, s]). LOGISTIC maps the margin pair [-s, s]; SOFTMAX and SOFTMAX_ZERO leave
     the pair as is.
     """
-    label = labels[np.where(s > (0.5 if positive else 0.0), 1, 0)]
+    label = labels.take(np.greater(s, 0.5 if positive else 0.0).view(np.uint8))
+    if post == "NONE":
+        z = np.empty((len(s), 2), dtype=np.float32)
+        z[:, 0] = 1.0 - s if positive else -s
+        z[:, 1] = s
+        return label, z
     if post == "LOGISTIC":
         z = apply_post(np.stack([-s, s], axis=1), "LOGISTIC")
     else:
@@ -855,7 +1052,7 @@ def _binary_scores(
 
 
 # -- TreeEnsembleRegressor --------------------------------------------------------------------
-@register("TreeEnsembleRegressor", since=(1, 3, 5), domain=ML, factory=True)
+@register("TreeEnsembleRegressor", since=(1, 3, 5), domain=ML, factory=True, array_attributes=True)
 def tree_ensemble_regressor(
     info: NodeInfo,
     *,
@@ -905,13 +1102,16 @@ def tree_ensemble_regressor(
     if base is not None and len(base) not in (0, n_targets):
         raise ValueError(f"base_values has {len(base)} values for {n_targets} targets")
 
-    threads = _default_threads()
+    scores_of = _Runner(forest, votes, _default_threads())
+    has_base = base is not None and len(base) > 0
 
     def run(x: np.ndarray) -> np.ndarray:
-        scores = _scores(forest, votes, _legacy_input(x), threads)
-        if base is not None and len(base):
+        scores = scores_of(x)
+        if has_base:
             scores = scores + base
-        return apply_post(scores, post).astype(np.float32)
+        if post != "NONE":
+            scores = apply_post(scores, post)
+        return scores.astype(np.float32)
 
     return run
 
@@ -946,7 +1146,7 @@ def _membership(modes: np.ndarray, values: np.ndarray | None) -> _Membership | N
     return _Membership(slot, all_values, np.unique(np.concatenate(keys + [np.zeros(0, np.int64)])))
 
 
-@register("TreeEnsemble", since=5, domain=ML, factory=True)
+@register("TreeEnsemble", since=5, domain=ML, factory=True, array_attributes=True)
 def tree_ensemble(
     info: NodeInfo,
     *,
@@ -996,7 +1196,7 @@ def tree_ensemble(
         nodes_trueleafs=nodes_trueleafs,
         nodes_falsenodeids=nodes_falsenodeids,
         nodes_falseleafs=nodes_falseleafs,
-        nodes_missing_value_tracks_true=nodes_missing_value_tracks_true or None,
+        nodes_missing_value_tracks_true=_given(nodes_missing_value_tracks_true),
     )
     weights = np.asarray(leaf_weights).ravel()
     n_leaf = _same_length("leaf_*", leaf_targetids=leaf_targetids, leaf_weights=weights)
@@ -1012,7 +1212,7 @@ def tree_ensemble(
         raise ValueError("tree_roots must index nodes_*")
     mode = np.concatenate([modes, np.full(n_leaf, LEAF)]).astype(np.uint8)
     missing = None
-    if nodes_missing_value_tracks_true:
+    if _given(nodes_missing_value_tracks_true) is not None:
         missing = np.concatenate(
             [np.asarray(nodes_missing_value_tracks_true, bool), np.zeros(n_leaf, bool)]
         )
@@ -1033,7 +1233,7 @@ def tree_ensemble(
         n_leaf, int(n_targets), np.arange(n_leaf), targets, weights, function, len(roots)
     )
 
-    threads = _default_threads()
+    scores_of = _Runner(forest, votes, _default_threads())
 
     def run(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
@@ -1042,7 +1242,9 @@ def tree_ensemble(
         rows = as_rows(x)
         if rows.dtype.itemsize < 4:
             rows = rows.astype(np.float32)
-        scores = apply_post(_scores(forest, votes, rows, threads), post)
+        scores = scores_of(rows)
+        if post != "NONE":
+            scores = apply_post(scores, post)
         return scores.astype(x.dtype)
 
     return run

@@ -1,0 +1,369 @@
+"""Tree ensemble evaluation paths and array-valued attributes.
+
+The tree kernels pick an evaluation per call: every node at once with pointer jumping for
+small forests and batches (``_AllNodes``), a bare level walk for one row through a big
+forest (``_OneRow``) and the blocked level walk otherwise. Each is checked against a plain
+per-row walk written here from the attributes, and the paths against each other bit for bit
+(a row scores the same alone or in a batch).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from onnx import AttributeProto, TensorProto, helper
+
+import onnxpy
+from onnxpy.kernels.ai_onnx_ml import linear, trees
+from onnxpy.kernels.registry import lookup
+from onnxpy.runtime.attributes import decode_attribute
+
+ML = "ai.onnx.ml"
+
+# x <mode> threshold, the condition that sends a row to the true child.
+_TRUE = {
+    "BRANCH_LEQ": lambda v, t: v <= t,
+    "BRANCH_LT": lambda v, t: v < t,
+    "BRANCH_GTE": lambda v, t: v >= t,
+    "BRANCH_GT": lambda v, t: v > t,
+    "BRANCH_EQ": lambda v, t: v == t,
+    "BRANCH_NEQ": lambda v, t: v != t,
+}
+
+
+def _forest(n_trees, depth, mode, n_targets, seed, leaf_p=0.2, values=None):
+    """Random legacy tree attributes (node ids per tree from 0, children listed after)."""
+    rng = np.random.default_rng(seed)
+    a = {
+        k: []
+        for k in (
+            "nodes_treeids",
+            "nodes_nodeids",
+            "nodes_featureids",
+            "nodes_values",
+            "nodes_modes",
+            "nodes_truenodeids",
+            "nodes_falsenodeids",
+            "target_treeids",
+            "target_nodeids",
+            "target_ids",
+            "target_weights",
+        )
+    }
+    for tree in range(n_trees):
+        count = 0
+
+        def grow(d, tree=tree):
+            nonlocal count
+            me = count
+            count += 1
+            pos = len(a["nodes_modes"])
+            a["nodes_treeids"].append(tree)
+            a["nodes_nodeids"].append(me)
+            if d == 0 or (me > 0 and rng.random() < leaf_p):
+                a["nodes_featureids"].append(0)
+                a["nodes_values"].append(0.0)
+                a["nodes_modes"].append("LEAF")
+                a["nodes_truenodeids"].append(0)
+                a["nodes_falsenodeids"].append(0)
+                for target in range(n_targets):
+                    if n_targets > 1 and rng.random() < 0.3:
+                        continue  # some leaves vote for some targets only
+                    a["target_treeids"].append(tree)
+                    a["target_nodeids"].append(me)
+                    a["target_ids"].append(target)
+                    a["target_weights"].append(float(np.float32(rng.normal())))
+                return me
+            a["nodes_featureids"].append(int(rng.integers(4)))
+            if values is None:
+                a["nodes_values"].append(float(np.float32(rng.normal())))
+            else:
+                a["nodes_values"].append(float(rng.choice(values)))
+            a["nodes_modes"].append(mode)
+            a["nodes_truenodeids"].append(-1)
+            a["nodes_falsenodeids"].append(-1)
+            a["nodes_truenodeids"][pos] = grow(d - 1)
+            a["nodes_falsenodeids"][pos] = grow(d - 1)
+            return me
+
+        grow(depth)
+    return a
+
+
+def _reference(x, a, n_targets, aggregate="SUM"):
+    """Plain per-row walk: leaf votes aggregated per target (float64)."""
+    where = {
+        (t, n): i
+        for i, (t, n) in enumerate(zip(a["nodes_treeids"], a["nodes_nodeids"], strict=True))
+    }
+    votes = {}
+    for t, n, k, w in zip(
+        a["target_treeids"], a["target_nodeids"], a["target_ids"], a["target_weights"], strict=True
+    ):
+        votes.setdefault((t, n), []).append((k, w))
+    trees_ = sorted(set(a["nodes_treeids"]))
+    out = np.zeros((len(x), n_targets))
+    for r, row in enumerate(x):
+        per_target = [[] for _ in range(n_targets)]
+        for tree in trees_:
+            i = where[(tree, 0)]
+            while a["nodes_modes"][i] != "LEAF":
+                go_true = _TRUE[a["nodes_modes"][i]](
+                    row[a["nodes_featureids"][i]], a["nodes_values"][i]
+                )
+                nxt = a["nodes_truenodeids"] if go_true else a["nodes_falsenodeids"]
+                i = where[(tree, nxt[i])]
+            for k, w in votes.get((tree, a["nodes_nodeids"][i]), []):
+                per_target[k].append(w)
+        for k, ws in enumerate(per_target):
+            if not ws:
+                continue
+            if aggregate in ("SUM", "AVERAGE"):
+                out[r, k] = sum(ws) / (len(trees_) if aggregate == "AVERAGE" else 1)
+            else:
+                out[r, k] = min(ws) if aggregate == "MIN" else max(ws)
+    return out
+
+
+def _session(a, n_targets, aggregate="SUM"):
+    node = helper.make_node(
+        "TreeEnsembleRegressor",
+        ["X"],
+        ["Y"],
+        domain=ML,
+        n_targets=n_targets,
+        aggregate_function=aggregate,
+        **a,
+    )
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 4])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, n_targets])],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(ML, 3)]
+    )
+    model.ir_version = 8
+    return onnxpy.InferenceSession(model.SerializeToString())
+
+
+class _Spy:
+    """Counts the calls of one evaluation path (a method patched on its class)."""
+
+    def __init__(self, monkeypatch, cls, name="__call__"):
+        self.calls = 0
+        original = getattr(cls, name)
+
+        def spy(obj, *args):
+            self.calls += 1
+            return original(obj, *args)
+
+        monkeypatch.setattr(cls, name, spy)
+
+
+def _rows(n, seed, values=None):
+    rng = np.random.default_rng(seed)
+    if values is not None:
+        return rng.choice(values, size=(n, 4)).astype(np.float32)
+    return rng.normal(size=(n, 4)).astype(np.float32)
+
+
+@pytest.mark.parametrize("mode", sorted(_TRUE))
+@pytest.mark.parametrize("aggregate", ["SUM", "AVERAGE", "MIN", "MAX"])
+def test_small_forest_all_nodes_path(monkeypatch, mode, aggregate):
+    discrete = [-1.0, 0.0, 1.0] if mode in ("BRANCH_EQ", "BRANCH_NEQ") else None
+    a = _forest(6, 5, mode, 3, seed=1, values=discrete)
+    spy = _Spy(monkeypatch, trees._AllNodes)
+    sess = _session(a, 3, aggregate)
+    x = _rows(7, 2, discrete)
+    got = sess.run(None, {"X": x})[0]
+    assert spy.calls == 1
+    expected = _reference(x, a, 3, aggregate).astype(np.float32)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+    # One row at a time (the single-row branch) gives the batch's values bit for bit.
+    for i in range(len(x)):
+        np.testing.assert_array_equal(sess.run(None, {"X": x[i : i + 1]})[0], got[i : i + 1])
+    assert spy.calls == 1 + len(x)
+
+
+def test_trees_that_are_single_leaves():
+    # Two one-leaf trees voting 0.25 and 1.5 on target 0: every row scores 1.75.
+    fn = lookup(ML, "TreeEnsembleRegressor", 3).fn(
+        None,
+        n_targets=1,
+        nodes_treeids=[0, 1],
+        nodes_nodeids=[0, 0],
+        nodes_featureids=[0, 0],
+        nodes_values=[0.0, 0.0],
+        nodes_modes=["LEAF", "LEAF"],
+        nodes_truenodeids=[0, 0],
+        nodes_falsenodeids=[0, 0],
+        target_treeids=[0, 1],
+        target_nodeids=[0, 0],
+        target_ids=[0, 0],
+        target_weights=[0.25, 1.5],
+    )
+    for n in (1, 3, 5000):
+        np.testing.assert_array_equal(fn(np.zeros((n, 2), np.float32)), np.full((n, 1), 1.75))
+
+
+def test_small_forest_large_batch_walks_and_matches_all_nodes(monkeypatch):
+    a = _forest(6, 5, "BRANCH_LEQ", 2, seed=3)
+    sess = _session(a, 2)
+    x = _rows(3000, 4)  # 3000 rows x ~200 nodes, past _ALL_NODES_CELLS: the level walk
+    spy = _Spy(monkeypatch, trees._AllNodes)
+    big = sess.run(None, {"X": x})[0]
+    assert spy.calls == 0
+    np.testing.assert_allclose(big, _reference(x, a, 2), rtol=1e-6, atol=1e-6)
+    small = np.concatenate([sess.run(None, {"X": x[i : i + 5]})[0] for i in range(0, 40, 5)])
+    assert spy.calls == 8
+    np.testing.assert_array_equal(small, big[:40])
+
+
+def test_nan_rows_follow_missing_value_tracks_true(monkeypatch):
+    a = _forest(5, 4, "BRANCH_LEQ", 1, seed=5)
+    n = len(a["nodes_modes"])
+    a["nodes_missing_value_tracks_true"] = [1] * n
+    sess = _session(a, 1)
+    x = _rows(4, 6)
+    x[1, :] = np.nan
+    got = sess.run(None, {"X": x})[0]
+    # All-NaN row: every branch goes to the true side.
+    nan_row = _reference(np.full((1, 4), -np.inf, np.float32), a, 1)
+    np.testing.assert_allclose(got[1], nan_row[0], rtol=1e-6)
+    np.testing.assert_allclose(got[[0, 2, 3]], _reference(x[[0, 2, 3]], a, 1), rtol=1e-6)
+
+
+def test_big_forest_single_row_path(monkeypatch):
+    # 40 trees of depth 9: about 20k nodes, past _ALL_NODES_NODES, so one row takes _OneRow.
+    a = _forest(40, 9, "BRANCH_LT", 2, seed=7, leaf_p=0.05)
+    assert len(a["nodes_modes"]) > trees._ALL_NODES_NODES
+    spy_one = _Spy(monkeypatch, trees._OneRow)
+    spy_all = _Spy(monkeypatch, trees._AllNodes)
+    sess = _session(a, 2)
+    x = _rows(30, 8)
+    batch = sess.run(None, {"X": x})[0]
+    assert spy_one.calls == 0
+    np.testing.assert_allclose(batch, _reference(x, a, 2), rtol=1e-5, atol=1e-5)
+    for i in range(len(x)):
+        np.testing.assert_array_equal(sess.run(None, {"X": x[i : i + 1]})[0], batch[i : i + 1])
+    assert spy_one.calls == len(x) and spy_all.calls == 0
+
+
+@pytest.mark.parametrize(
+    "x",
+    [
+        np.array([0.5, -1.0, 2.0, 0.0]),  # 1-D float64: one row
+        np.array([[1, -2, 0, 3], [0, 0, 1, -1]], dtype=np.int64),
+        np.asfortranarray(np.arange(12, dtype=np.float32).reshape(3, 4) / 5 - 1),
+    ],
+)
+def test_inputs_off_the_fast_check_are_converted(x):
+    a = _forest(4, 4, "BRANCH_LEQ", 1, seed=9)
+    fn = lookup(ML, "TreeEnsembleRegressor", 3).fn(
+        None, n_targets=1, **{k: np.asarray(v) if k != "nodes_modes" else v for k, v in a.items()}
+    )
+    rows = np.asarray(x, dtype=np.float64).reshape(-1, 4)
+    np.testing.assert_allclose(fn(x), _reference(rows, a, 1), rtol=1e-6, atol=1e-6)
+
+
+def test_classifier_small_path_labels_and_probabilities():
+    # Two trees, one split each on feature 0; three classes; weights per leaf.
+    attrs = dict(
+        nodes_treeids=[0, 0, 0, 1, 1, 1],
+        nodes_nodeids=[0, 1, 2, 0, 1, 2],
+        nodes_featureids=[0, 0, 0, 1, 0, 0],
+        nodes_values=[0.5, 0, 0, -0.5, 0, 0],
+        nodes_modes=["BRANCH_LEQ", "LEAF", "LEAF", "BRANCH_LEQ", "LEAF", "LEAF"],
+        nodes_truenodeids=[1, 0, 0, 1, 0, 0],
+        nodes_falsenodeids=[2, 0, 0, 2, 0, 0],
+        class_treeids=[0, 0, 1, 1],
+        class_nodeids=[1, 2, 1, 2],
+        class_ids=[0, 2, 1, 2],
+        class_weights=[0.6, 0.5, 0.3, 0.2],
+        classlabels_int64s=[10, 20, 30],
+    )
+    fn = lookup(ML, "TreeEnsembleClassifier", 3).fn(None, **attrs)
+    x = np.array([[0.0, -1.0], [1.0, -1.0], [1.0, 0.0], [0.0, 0.0]], dtype=np.float32)
+    label, prob = fn(x)
+    # row 0: tree0 x0<=0.5 -> class0 0.6; tree1 x1<=-0.5 -> class1 0.3  => [0.6, 0.3, 0]
+    # row 1: tree0 -> class2 0.5; tree1 -> class1 0.3                    => [0, 0.3, 0.5]
+    # row 2: tree0 -> class2 0.5; tree1 x1>-0.5 -> class2 0.2            => [0, 0, 0.7]
+    # row 3: tree0 -> class0 0.6; tree1 -> class2 0.2                    => [0.6, 0, 0.2]
+    expected = np.array([[0.6, 0.3, 0], [0, 0.3, 0.5], [0, 0, 0.7], [0.6, 0, 0.2]], np.float32)
+    np.testing.assert_allclose(prob, expected, rtol=1e-6)
+    assert prob.dtype == np.float32
+    np.testing.assert_array_equal(label, [10, 30, 30, 10])
+    assert label.dtype == np.int64
+
+
+# -- array-valued attributes ------------------------------------------------------------------
+def test_decode_attribute_arrays_opt_in():
+    ints = helper.make_attribute("a", [3, -1, 2**40])
+    floats = helper.make_attribute("b", [0.5, -2.25, 1e-3])
+    assert decode_attribute(ints, None) == [3, -1, 2**40]
+    got = decode_attribute(ints, None, arrays=True)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, [3, -1, 2**40])
+    got = decode_attribute(floats, None, arrays=True)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, np.array([0.5, -2.25, 1e-3], dtype=np.float32))
+    empty = AttributeProto(name="c", type=AttributeProto.INTS)
+    assert decode_attribute(empty, None, arrays=True).shape == (0,)
+
+
+def test_decode_strings_once_per_distinct_value():
+    attr = helper.make_attribute("m", ["LEAF", "BRANCH_LEQ", "LEAF", "LEAF", b"\xff"])
+    got = decode_attribute(attr, None)
+    assert got == ["LEAF", "BRANCH_LEQ", "LEAF", "LEAF", b"\xff"]
+    assert got[0] is got[2] is got[3]
+
+
+def test_array_attribute_flag_on_the_ml_model_kernels():
+    for op, since in (
+        ("TreeEnsembleClassifier", 3),
+        ("TreeEnsembleRegressor", 3),
+        ("TreeEnsemble", 5),
+        ("LinearClassifier", 1),
+        ("LinearRegressor", 1),
+    ):
+        assert lookup(ML, op, since).array_attributes, op
+    assert not lookup("", "Add", 14).array_attributes
+
+
+# -- linear models ----------------------------------------------------------------------------
+def test_linear_logistic_extreme_scores_without_warnings():
+    fn = linear.linear_regressor(
+        None,
+        coefficients=np.array([1.0, -1.0], np.float32),
+        intercepts=np.array([0.0], np.float32),
+        post_transform="LOGISTIC",
+    )
+    x = np.array([[0.0, 800.0], [-30.0, 0.0], [0.0, 0.0], [2.0, 0.0], [800.0, 0.0]], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an overflow in exp would warn
+        y = fn(x)
+    # scores s = x0 - x1: -800, -30, 0, 2, 800
+    expected = np.array([0.0, np.exp(-30) / (1 + np.exp(-30)), 0.5, 1 / (1 + np.exp(-2)), 1.0])
+    np.testing.assert_allclose(y.ravel(), expected.astype(np.float32), rtol=1e-6)
+    assert y.dtype == np.float32
+
+
+def test_linear_classifier_accepts_lists_and_arrays_alike():
+    kwargs = dict(
+        classlabels_ints=[0, 1, 2],
+        coefficients=[1.0, 0.0, 0.0, 1.0, -1.0, -1.0],
+        intercepts=[0.0, 0.5, 0.0],
+        post_transform="NONE",
+    )
+    as_lists = linear.linear_classifier(None, **kwargs)
+    as_arrays = linear.linear_classifier(None, **{k: np.asarray(v) for k, v in kwargs.items()})
+    x = np.array([[1.0, 0.0], [0.0, 1.0], [-2.0, -2.0]], np.float32)
+    # scores: row0 [1, 0.5, -1]; row1 [0, 1.5, -1]; row2 [-2, -1.5, 4]
+    for fn in (as_lists, as_arrays):
+        label, scores = fn(x)
+        np.testing.assert_array_equal(label, [0, 1, 2])
+        np.testing.assert_allclose(scores, [[1, 0.5, -1], [0, 1.5, -1], [-2, -1.5, 4]])
