@@ -32,6 +32,7 @@ from onnxpy.kernels.ai_onnx_ml._common import (
 )
 from onnxpy.kernels.ai_onnx_ml._common import post_transform as apply_post
 from onnxpy.kernels.registry import NodeInfo, register
+from onnxpy.runtime.threads import intra_op_threads
 
 ML = "ai.onnx.ml"
 
@@ -96,8 +97,8 @@ _CPUS = max(1, min(8, os.cpu_count() or 1))
 
 
 def _default_threads() -> int:
-    """Threads a run may use. Hook: SessionOptions.intra_op_num_threads once NodeInfo has it."""
-    return _CPUS
+    """Threads a run may use: SessionOptions.intra_op_num_threads when set, else the cores."""
+    return min(intra_op_threads(), _CPUS)
 
 
 def _pool() -> ThreadPoolExecutor:
