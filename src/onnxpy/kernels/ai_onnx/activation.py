@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from onnxpy.kernels.ai_onnx.elementwise import as_compute, erf
+from onnxpy.kernels.ai_onnx.elementwise import as_compute, erf, gelu_float32
 from onnxpy.kernels.registry import register
 
 
@@ -129,7 +129,12 @@ def mish(x, /):
 def gelu(x, /, *, approximate="none"):
     """0.5 x (1 + erf(x / sqrt 2)), or the tanh approximation."""
     if approximate == "none":
-        return _elementwise(lambda v: 0.5 * v * (1 + erf(v / np.sqrt(2.0))), x)
+        x = np.asarray(x)
+        if x.dtype == np.float64:
+            return _elementwise(lambda v: 0.5 * v * (1 + erf(v / np.sqrt(2.0))), x)
+        # float32, float16 and bfloat16: the float32 kernel, rounded once.
+        with np.errstate(all="ignore"):
+            return _float_result(gelu_float32(x.astype(np.float32, copy=False)), x.dtype)
     if approximate == "tanh":
         k = np.sqrt(2.0 / np.pi)
         return _elementwise(lambda v: 0.5 * v * (1 + np.tanh(k * (v + 0.044715 * v**3))), x)
@@ -189,14 +194,18 @@ def _norm_axis(axis: int, rank: int, op: str) -> int:
 
 
 def _softmax(v: np.ndarray, axis: int) -> np.ndarray:
-    shifted = v - np.max(v, axis=axis, keepdims=True)
-    e = np.exp(shifted)
-    return e / np.sum(e, axis=axis, keepdims=True)
+    """exp(v - max) / sum in three passes over one fresh buffer (v has rank >= 1)."""
+    e = np.subtract(v, np.max(v, axis=axis, keepdims=True))
+    np.exp(e, out=e)
+    e /= np.sum(e, axis=axis, keepdims=True)
+    return e
 
 
 def _log_softmax(v: np.ndarray, axis: int) -> np.ndarray:
-    shifted = v - np.max(v, axis=axis, keepdims=True)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+    shifted = np.subtract(v, np.max(v, axis=axis, keepdims=True))
+    total = np.sum(np.exp(shifted), axis=axis, keepdims=True)
+    shifted -= np.log(total, out=total)
+    return shifted
 
 
 def _hardmax(v: np.ndarray, axis: int) -> np.ndarray:

@@ -27,7 +27,7 @@ from collections.abc import Callable
 import numpy as np
 
 from onnxpy import errors
-from onnxpy.kernels.ai_onnx.elementwise import erf
+from onnxpy.kernels.ai_onnx.elementwise import erf, gelu_float32
 from onnxpy.kernels.registry import NodeInfo, register
 
 MS = "com.microsoft"
@@ -58,6 +58,10 @@ def _sigmoid(v: np.ndarray) -> np.ndarray:
 
 
 def _gelu(v: np.ndarray) -> np.ndarray:
+    """Exact GELU in v's compute dtype."""
+    if v.dtype == np.float32:
+        with np.errstate(all="ignore"):
+            return gelu_float32(v)
     return _as(0.5 * v * (1 + erf(v / np.sqrt(2.0))), v.dtype)
 
 
@@ -81,6 +85,10 @@ def gelu(x, /) -> np.ndarray:
 @register("BiasGelu", since=1, domain=MS)
 def bias_gelu(a, b, /) -> np.ndarray:
     """Gelu(A + B), B a bias broadcast along the last axis."""
+    a = np.asarray(a)
+    if a.dtype == np.float32 and b is not None:
+        with np.errstate(all="ignore"):
+            return gelu_float32(a, _as(b, a.dtype))
     cx, dtype = _with_bias(a, b)
     return _as(_gelu(cx), dtype)
 
@@ -112,12 +120,25 @@ def bias_add(x, bias, skip, /) -> np.ndarray:
 
 
 def _standardize_last(s: np.ndarray, epsilon: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """((s - mean) * inv_std, mean, inv_std) over the last axis, statistics keepdims."""
-    mean = s.mean(axis=-1, keepdims=True)
-    d = s - mean
-    var = np.mean(d * d, axis=-1, keepdims=True)
-    inv = 1 / np.sqrt(var + s.dtype.type(epsilon))
-    return d * inv, mean, inv
+    """((s - mean) * inv_std, mean, inv_std) over the last axis, statistics keepdims.
+
+    A fresh array (s is left as it is) in few passes: row sums and sums of squares by einsum
+    (vectorized, no temporary, and no BLAS call whose threads may stall on a busy machine),
+    then the centred rows scaled in place.
+    """
+    n = s.shape[-1]
+    if n == 0:
+        raise ValueError("cannot normalize over an empty last axis")
+    mean = np.einsum("...i->...", s)[..., None]
+    mean /= s.dtype.type(n)
+    d = np.subtract(s, mean)
+    var = np.einsum("...i,...i->...", d, d)[..., None]
+    var /= s.dtype.type(n)
+    var += s.dtype.type(epsilon)
+    inv = np.sqrt(var, out=var)
+    np.divide(s.dtype.type(1), inv, out=inv)
+    d *= inv
+    return d, mean, inv
 
 
 def _rms_last(s: np.ndarray, epsilon: float) -> tuple[np.ndarray, np.ndarray]:
@@ -126,15 +147,34 @@ def _rms_last(s: np.ndarray, epsilon: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _skip_sum(x, skip, bias) -> tuple[np.ndarray, np.dtype]:
-    s, dtype = _float_input(x)
-    if s.ndim < 2:
-        raise ValueError(f"input must have rank 2 or 3, got {s.ndim}")
-    s = s + _as(skip, s.dtype)
+    """(input + skip + bias as a fresh array in the compute dtype, input's dtype)."""
+    x = np.asarray(x)
+    if x.ndim < 2:
+        raise ValueError(f"input must have rank 2 or 3, got {x.ndim}")
+    cd = _compute_dtype(x.dtype)
+    s = np.add(_as(x, cd), _as(skip, cd))
+    if s.shape != x.shape:
+        raise ValueError(f"skip of shape {np.shape(skip)} does not broadcast to {x.shape}")
     if bias is not None:
-        s = s + _as(bias, s.dtype)
-    if s.shape != np.shape(x):
-        raise ValueError(f"skip of shape {np.shape(skip)} does not broadcast to {np.shape(x)}")
-    return s, dtype
+        b = _as(bias, cd)
+        if np.broadcast_shapes(b.shape, s.shape) != s.shape:
+            raise ValueError(f"bias of shape {list(b.shape)} does not fit {list(s.shape)}")
+        s += b
+    return s, x.dtype
+
+
+def _affine(y: np.ndarray, gamma: object, beta: object) -> np.ndarray:
+    """y * gamma (+ beta), in place on y (a fresh array of ours) when shapes allow."""
+    g = _as(gamma, y.dtype)
+    if np.broadcast_shapes(g.shape, y.shape) != y.shape:
+        return _affine(np.broadcast_to(y, np.broadcast_shapes(g.shape, y.shape)).copy(), g, beta)
+    y *= g
+    if beta is not None:
+        b = _as(beta, y.dtype)
+        if np.broadcast_shapes(b.shape, y.shape) != y.shape:
+            return y + b
+        y += b
+    return y
 
 
 @register("SkipLayerNormalization", since=1, domain=MS)
@@ -145,9 +185,7 @@ def skip_layer_normalization(input, skip, gamma, beta=None, bias=None, /, *, eps
     """
     s, dtype = _skip_sum(input, skip, bias)
     y, mean, inv = _standardize_last(s, epsilon)
-    y = y * _as(gamma, s.dtype)
-    if beta is not None:
-        y = y + _as(beta, s.dtype)
+    y = _affine(y, gamma, beta)
     f32 = np.dtype(np.float32)
     return _as(y, dtype), _as(mean, f32), _as(inv, f32), _as(s, dtype)
 
@@ -160,7 +198,7 @@ def skip_simplified_layer_normalization(input, skip, gamma, bias=None, /, *, eps
     """
     s, dtype = _skip_sum(input, skip, bias)
     y, inv = _rms_last(s, epsilon)
-    y = y * _as(gamma, s.dtype)
+    y = _affine(y, gamma, None)
     f32 = np.dtype(np.float32)
     return _as(y, dtype), np.zeros(inv.shape, f32), _as(inv, f32), _as(s, dtype)
 
