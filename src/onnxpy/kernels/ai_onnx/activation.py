@@ -31,15 +31,21 @@ def _compute(x: object) -> tuple[np.ndarray, np.dtype]:
 
 
 def _elementwise(fn: Callable[[np.ndarray], np.ndarray], x: object) -> np.ndarray:
+    # Floating-point exceptions are silenced once per run by the executor, not per node.
     cx, dtype = _compute(x)
-    with np.errstate(all="ignore"):
-        return _float_result(fn(cx), dtype)
+    return _float_result(fn(cx), dtype)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    """1 / (1 + exp(-x)) without overflow for large |x|."""
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    """1 / (1 + exp(-x)) without overflow for large |x|, in few passes."""
+    e = np.abs(x, out=np.empty_like(x))  # an array even for 0-d input
+    np.negative(e, out=e)
+    np.exp(e, out=e)  # exp(-|x|), in (0, 1]
+    r = np.add(e, 1, out=np.empty_like(e))
+    np.reciprocal(r, out=r)  # sigmoid(|x|)
+    e *= r  # sigmoid(-|x|)
+    np.copyto(r, e, where=x < 0)
+    return r
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
@@ -52,9 +58,11 @@ def _softplus(x: np.ndarray) -> np.ndarray:
 @register("Relu", since=(1, 6, 13, 14))
 def relu(x, /, *, consumed_inputs=None):
     """max(x, 0); integer types (opset 14) stay integers."""
-    x = np.asarray(x)
-    cx = as_compute(x)
-    return _float_result(np.maximum(cx, np.zeros((), dtype=cx.dtype)), x.dtype)
+    if x.__class__ is not np.ndarray:
+        x = np.asarray(x)
+    cx = x if x.dtype.kind != "V" else as_compute(x)
+    y = np.maximum(cx, cx.dtype.type(0))
+    return y if y.__class__ is np.ndarray and y.dtype == x.dtype else _float_result(y, x.dtype)
 
 
 @register("Sigmoid", since=(1, 6, 13))

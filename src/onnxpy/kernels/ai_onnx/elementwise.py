@@ -58,9 +58,15 @@ def _unary(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.
     """Apply ``fn`` in a computable dtype and round back to the input's type."""
 
     def apply(x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x)
-        with np.errstate(all="ignore"):
-            return _result(fn(as_compute(x)), x.dtype)
+        # No errstate here: the executor (and constant folding) silence floating-point
+        # exceptions once per run, and a context per node costs as much as a small ufunc.
+        if x.__class__ is not np.ndarray:
+            x = np.asarray(x)
+        dtype = x.dtype
+        y = fn(x.astype(np.float32) if dtype.kind == "V" and dtype in _EXTENDED_FLOATS else x)
+        if y.__class__ is np.ndarray and y.dtype == dtype:
+            return y
+        return _result(y, dtype)
 
     return apply
 
@@ -69,9 +75,17 @@ def _binary(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Callable[...,
     """Apply a same-typed binary ``fn`` with broadcasting; the result keeps A's type."""
 
     def apply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        a, b = np.asarray(a), np.asarray(b)
-        with np.errstate(all="ignore"):
-            return _result(fn(as_compute(a), as_compute(b)), a.dtype)
+        if a.__class__ is not np.ndarray:
+            a = np.asarray(a)
+        if b.__class__ is not np.ndarray:
+            b = np.asarray(b)
+        dtype = a.dtype
+        if dtype.kind == "V" or b.dtype.kind == "V":
+            a, b = as_compute(a), as_compute(b)
+        y = fn(a, b)
+        if y.__class__ is np.ndarray and y.dtype == dtype:
+            return y
+        return _result(y, dtype)
 
     return apply
 
