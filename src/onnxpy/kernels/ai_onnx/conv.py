@@ -1,8 +1,12 @@
 """Convolution operators: Conv, ConvTranspose, ConvInteger, DeformConv, Col2Im.
 
 Conv is the hot operator of image models, so it is a factory: a constant weight is re-laid out
-once as a matrix, and each run is one im2col copy plus one BLAS matmul (a plain matmul for
-1x1 stride-1 convolutions, a shift-and-accumulate loop over kernel taps for depthwise ones).
+once as a matrix, and each run is one BLAS product written straight into the [N, M, *out]
+result: a 1x1 stride-1 convolution multiplies the input itself (a [C, H*W] view), any other
+kernel multiplies its im2col matrix (one copy of a strided window view into a reused per-thread
+buffer), wide 3x3 stride-1 layers use Winograd F(2x2, 3x3) (16 smaller products), and
+depthwise ones shift-and-accumulate over the kernel taps. Bias, com.microsoft FusedConv's
+residual Z and its activation are then applied in place (``conv_runner``).
 Half-precision inputs are computed in float32 and rounded back once at the end.
 
 The geometry helpers (``resolve_pads``, ``pad_spatial``, ``window_view``) are shared with the
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,6 +26,8 @@ import numpy as np
 from onnxpy.kernels.registry import NodeInfo, register
 
 __all__ = [
+    "conv_runner",
+    "InplaceActivation",
     "resolve_pads",
     "pad_spatial",
     "window_view",
@@ -170,8 +177,12 @@ class _ConvGeometry:
 class _PreparedWeight:
     """A Conv weight re-laid out for the path its shape selects."""
 
-    def __init__(self, w: np.ndarray, group: int, dtype: np.dtype) -> None:
+    def __init__(self, w: np.ndarray, group: int, dtype: np.dtype, winograd: bool = False) -> None:
         m, cg = w.shape[0], w.shape[1]
+        # Winograd-transformed weights, made on first use (only some input sizes use them).
+        self.winograd = winograd and _winograd_worth_it(w.shape, group)
+        self._wino: np.ndarray | None = None
+        self._source = w if self.winograd else None
         if m % group:
             raise ValueError(f"output channels {m} not divisible by group {group}")
         self.shape = w.shape
@@ -188,8 +199,56 @@ class _PreparedWeight:
             self.mat = np.ascontiguousarray(w.reshape(group, m // group, cg * k))
 
 
+_SCRATCH = threading.local()
+_ALIGN = 64
+
+
+def _scratch(*shapes: tuple[int, ...], dtype: np.dtype) -> list[np.ndarray]:
+    """Per-thread work arrays of ``shapes``, carved from one buffer reused across calls.
+
+    A fresh multi-megabyte temporary per call is a fresh mapping whose every page faults on
+    first write (costly, especially in a VM); the reused buffer is already mapped and often
+    cached. Valid until the next call on the same thread: kernels use it for temporaries only.
+    """
+    item = np.dtype(dtype).itemsize
+    sizes = [-(-math.prod(sh) * item // _ALIGN) * _ALIGN for sh in shapes]
+    total = sum(sizes) + _ALIGN
+    buf = getattr(_SCRATCH, "buf", None)
+    if buf is None or buf.size < total:
+        buf = np.empty(max(total, 2 * (0 if buf is None else buf.size)), dtype=np.uint8)
+        _SCRATCH.buf = buf
+    start = -buf.ctypes.data % _ALIGN
+    out = []
+    for sh, size in zip(shapes, sizes, strict=True):
+        n = math.prod(sh) * item
+        out.append(buf[start : start + n].view(dtype).reshape(sh))
+        start += size
+    return out
+
+
+def _winograd_weights(pw: _PreparedWeight, dtype: np.dtype) -> np.ndarray:
+    if pw._wino is None:
+        pw._wino = _winograd_weight(pw._source, dtype)
+    return pw._wino
+
+
+def _gemm_into(mat: np.ndarray, cols: np.ndarray, y: np.ndarray) -> None:
+    """``y[...] = mat @ cols`` written by BLAS straight into ``y`` (one call when unbatched)."""
+    if cols.shape[0] == 1:
+        np.matmul(mat, cols[0], out=y[0])
+    else:
+        np.matmul(mat, cols, out=y)
+
+
 def _conv_core(x: np.ndarray, pw: _PreparedWeight, geom: _ConvGeometry) -> np.ndarray:
-    """Y = conv(x, W) in ``x.dtype`` (already the compute dtype), without bias."""
+    """Y = conv(x, W) as a fresh C-contiguous array in ``x.dtype`` (the compute dtype).
+
+    Every path but depthwise ends in one BLAS product written into the final [N, M, *out]
+    buffer: a 1x1 stride-1 unpadded convolution multiplies the input itself, viewed as
+    [C, H*W]; a strided 1x1 one multiplies a single subsampled copy; any other kernel
+    multiplies its im2col matrix, built by one copy of a strided window view laid out
+    [C * taps, H_out * W_out] (the order of the re-laid weight's columns).
+    """
     kernel, strides, dilations, begin, end, out = geom.resolve(x.shape, pw.shape)
     n_batch, c = x.shape[:2]
     g = pw.group
@@ -197,21 +256,150 @@ def _conv_core(x: np.ndarray, pw: _PreparedWeight, geom: _ConvGeometry) -> np.nd
         raise ValueError(f"input channels {c} != weight channels {pw.shape[1]} x group {g}")
     m = pw.shape[0]
     p = math.prod(out)
-    pointwise = all(k == 1 for k in kernel) and all(s == 1 for s in strides)
-    if pointwise and not any(begin) and not any(end) and not pw.depthwise:
-        cols = x.reshape(n_batch, g, c // g, p) if g > 1 else x.reshape(n_batch, c, p)
-        y = np.matmul(pw.mat, cols)
-        return y.reshape((n_batch, m, *out))
-    xp = pad_spatial(x, begin, end)
-    if pw.depthwise:
-        return _depthwise(xp, pw, kernel, strides, dilations, out)
-    view = window_view(xp, kernel, strides, dilations, out)  # (N, C, *k, *out)
-    if g == 1:
-        cols = view.reshape(n_batch, pw.mat.shape[1], p)
+    padded = any(begin) or any(end)
+    pointwise = all(k == 1 for k in kernel)
+    if pw.winograd and strides == (1, 1) and dilations == (1, 1) and min(out) >= _WINOGRAD_MIN_OUT:
+        return _winograd(x, _winograd_weights(pw, x.dtype), begin, out)
+    if pw.depthwise and not (pointwise and not padded):
+        return _depthwise(pad_spatial(x, begin, end), pw, kernel, strides, dilations, out)
+    y = np.empty((n_batch, m, *out), dtype=x.dtype)
+    # group > 1: (G, M/G, K) @ (N, G, K, P) -> (N, G, M/G, P), one product per group.
+    split = (n_batch, g) if g > 1 else (n_batch,)
+    y3 = y.reshape((*split, m // g, p))
+    kc = pw.mat.shape[-1]
+    if pointwise and not padded:
+        if all(s == 1 for s in strides):
+            cols = x.reshape((*split, c // g, p))  # a view of a contiguous input
+        else:
+            sub = x[(Ellipsis, *(slice(None, None, s) for s in strides))]
+            (cols,) = _scratch((*split, c // g, p), dtype=x.dtype)
+            np.copyto(cols.reshape(sub.shape), sub)
     else:
-        cols = view.reshape(n_batch, g, pw.mat.shape[2], p)
-    y = np.matmul(pw.mat, cols)
-    return y.reshape((n_batch, m, *out))
+        if padded:
+            lead = x.shape[:2]
+            inner = tuple(slice(b, b + i) for b, i in zip(begin, x.shape[2:], strict=True))
+            shape = lead + tuple(i + b + e for i, b, e in zip(x.shape[2:], begin, end, strict=True))
+            xp, cols = _scratch(shape, (*split, kc, p), dtype=x.dtype)
+            xp.fill(0)
+            xp[(Ellipsis, *inner)] = x
+        else:
+            xp = x
+            (cols,) = _scratch((*split, kc, p), dtype=x.dtype)
+        view = window_view(xp, kernel, strides, dilations, out)
+        np.copyto(cols.reshape(view.shape), view)
+    _gemm_into(pw.mat, cols, y3)
+    return y
+
+
+# -- Winograd F(2x2, 3x3) ------------------------------------------------------------------------
+#
+# A 3x3 stride-1 convolution computed on 4x4 input tiles (stride 2) giving 2x2 output tiles:
+# Y = A^T [(G g G^T) . (B^T d B)] A, with the transforms below. The products become 16
+# [M, C] @ [C, tiles] matrix products (2.25x fewer multiply-adds than im2col). The transforms
+# only add, subtract and halve, so float32 results stay within a few ulps of the direct sum.
+#
+#   B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+#   G   = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
+#   A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
+#
+# It pays off only where the im2col product is large against the transforms: measured on 2
+# cores, wide layers (C, M >= 192) with outputs of at least 10x10.
+
+_WINOGRAD_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+_WINOGRAD_MIN_CHANNELS = 192
+_WINOGRAD_MIN_OUT = 10
+
+
+def _winograd_worth_it(w_shape: Sequence[int], group: int) -> bool:
+    return (
+        group == 1
+        and tuple(w_shape[2:]) == (3, 3)
+        and w_shape[0] >= _WINOGRAD_MIN_CHANNELS
+        and w_shape[1] >= _WINOGRAD_MIN_CHANNELS
+    )
+
+
+def _winograd_weight(w: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """(16, M, C): G g G^T of every (output, input) channel pair, row-major over the 4x4."""
+    g = _WINOGRAD_G
+    u = np.einsum("ai,mcij,bj->abmc", g, np.asarray(w, dtype=np.float64), g)
+    return np.ascontiguousarray(u.reshape(16, w.shape[0], w.shape[1]).astype(dtype))
+
+
+def _bt(f: Sequence[np.ndarray], out: Sequence[np.ndarray]) -> None:
+    """out = B^T f along the index of the four equally shaped operands ``f``."""
+    np.subtract(f[0], f[2], out=out[0])
+    np.add(f[1], f[2], out=out[1])
+    np.subtract(f[2], f[1], out=out[2])
+    np.subtract(f[1], f[3], out=out[3])
+
+
+def _winograd(x: np.ndarray, u: np.ndarray, begin: Sequence[int], out: Sequence[int]):
+    """3x3 stride-1 convolution of ``x`` (N, C, H, W) by transformed weights ``u``.
+
+    The zero-padded input is split by row and column parity into four planes of
+    (tiles_h + 1) x (tiles_w + 1), stored flat. Tap (a, b) of every tile is then the same
+    contiguous run of a plane at offset (a//2, b//2), so each transform step is one long
+    vectorized operation per channel; each plane row carries one junk tile, dropped at the end.
+    """
+    n, c, h, w = x.shape
+    m = u.shape[1]
+    oh, ow = out
+    th, tw = -(-oh // 2), -(-ow // 2)
+    pw = tw + 1
+    plane = (th + 1) * pw + 1
+    length = th * pw
+    dt = x.dtype
+    ph, rows, v, prod, s, t = _scratch(
+        (2, 2, n, c, plane),
+        (4, 4, n, c, length),
+        (16, c, n, length),
+        (16, m, n * length),
+        (2, 4, m, n * length),
+        (m, n * length),
+        dtype=dt,
+    )
+    ph[...] = 0
+    bh, bw = begin
+    for pr in (0, 1):
+        fr = (pr - bh) % 2
+        nr = len(range(fr, h, 2))
+        r0 = (fr + bh) // 2
+        for pc in (0, 1):
+            fc = (pc - bw) % 2
+            nc = len(range(fc, w, 2))
+            c0 = (fc + bw) // 2
+            if nr and nc:
+                grid = ph[pr, pc, :, :, : (th + 1) * pw].reshape(n, c, th + 1, pw)
+                grid[:, :, r0 : r0 + nr, c0 : c0 + nc] = x[:, :, fr::2, fc::2]
+
+    def tap(a: int, b: int) -> np.ndarray:
+        off = (a // 2) * pw + b // 2
+        return ph[a % 2, b % 2, :, :, off : off + length]
+
+    for b in range(4):
+        _bt([tap(a, b) for a in range(4)], [rows[k, b] for k in range(4)])
+    for k in range(4):
+        _bt([rows[k, b] for b in range(4)], [v[4 * k + j].transpose(1, 0, 2) for j in range(4)])
+    np.matmul(u, v.reshape(16, c, n * length), out=prod)
+    prod = prod.reshape(4, 4, m, n * length)
+    # A^T over the tile rows, then over the tile columns into the interleaved output.
+    np.add(prod[0], prod[1], out=s[0])
+    s[0] += prod[2]
+    np.subtract(prod[1], prod[2], out=s[1])
+    s[1] -= prod[3]
+    y = np.empty((n, m, 2 * th, 2 * tw), dtype=dt)
+    for r in (0, 1):
+        sr = s[r]
+        np.add(sr[0], sr[1], out=t)
+        t += sr[2]
+        np.copyto(y[:, :, r::2, 0::2], t.reshape(m, n, th, pw)[..., :tw].transpose(1, 0, 2, 3))
+        np.subtract(sr[1], sr[2], out=t)
+        t -= sr[3]
+        np.copyto(y[:, :, r::2, 1::2], t.reshape(m, n, th, pw)[..., :tw].transpose(1, 0, 2, 3))
+    if 2 * th != oh or 2 * tw != ow:
+        y = np.ascontiguousarray(y[:, :, :oh, :ow])
+    return y
 
 
 def _tap_offsets(kernel, dilations, steps) -> list[int]:
@@ -280,6 +468,71 @@ def _add_bias(y: np.ndarray, b: np.ndarray | None) -> np.ndarray:
     return y
 
 
+InplaceActivation = Callable[[np.ndarray], None]
+
+
+def conv_runner(
+    info: NodeInfo,
+    *,
+    auto_pad: str = "NOTSET",
+    dilations: Sequence[int] | None = None,
+    group: int = 1,
+    kernel_shape: Sequence[int] | None = None,
+    pads: Sequence[int] | None = None,
+    strides: Sequence[int] | None = None,
+    activation: InplaceActivation | None = None,
+) -> Callable[..., np.ndarray]:
+    """The run function of Conv, and of com.microsoft FusedConv (``activation``, input Z).
+
+    ``run(x, w, b=None, z=None)`` computes ``activation(conv(x, w) + b + z)``: the bias, the
+    residual ``z`` and the activation (which must update its argument in place) are applied
+    to the product's buffer in place. A constant weight is re-laid out once, here.
+    """
+    geom = _ConvGeometry(auto_pad, dilations, group, kernel_shape, pads, strides)
+    const_w = info.constant_inputs.get(1)
+    const_b = info.constant_inputs.get(2)
+    cached: dict[np.dtype, _PreparedWeight] = {}
+    biases: dict[np.dtype, np.ndarray] = {}
+    if const_w is not None:
+        dt = compute_dtype(const_w.dtype)
+        cached[dt] = _PreparedWeight(const_w, geom.group, dt, winograd=True)
+        if const_b is not None:
+            biases[dt] = _channel_vector(const_b, dt, const_w.ndim)
+
+    def run(
+        x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, z: np.ndarray | None = None
+    ) -> np.ndarray:
+        dt = compute_dtype(x.dtype)
+        pw = cached.get(dt) if const_w is not None else None
+        if pw is None:
+            pw = _PreparedWeight(w, geom.group, dt)
+        y = _conv_core(np.asarray(x, dtype=dt), pw, geom)
+        if b is not None:
+            bias = biases.get(dt) if b is const_b else None
+            y += bias if bias is not None else _channel_vector(b, dt, y.ndim)
+        if z is not None:
+            zc = np.asarray(z, dtype=dt)
+            if np.broadcast_shapes(zc.shape, y.shape) != y.shape:
+                raise ValueError(f"Z of shape {zc.shape} does not match the output {y.shape}")
+            y += zc
+        if activation is not None:
+            activation(y)
+        if y.dtype != x.dtype:
+            with np.errstate(all="ignore"):
+                return y.astype(x.dtype)
+        return y
+
+    return run
+
+
+def _channel_vector(b: np.ndarray, dtype: np.dtype, rank: int) -> np.ndarray:
+    """A per-output-channel [M] vector shaped to broadcast over [N, M, *spatial]."""
+    b = np.asarray(b, dtype=dtype)
+    if b.ndim != 1:
+        raise ValueError(f"Conv bias must be 1-D, got shape {b.shape}")
+    return b.reshape((-1,) + (1,) * (rank - 2))
+
+
 @register("Conv", since=(1, 11, 22), factory=True)
 def conv(
     info: NodeInfo,
@@ -292,22 +545,20 @@ def conv(
     strides: list[int] | None = None,
 ) -> Callable[..., np.ndarray]:
     """N-D convolution; a constant weight is re-laid out once, here."""
-    geom = _ConvGeometry(auto_pad, dilations, group, kernel_shape, pads, strides)
-    const_w = info.constant_inputs.get(1)
-    cached: dict[np.dtype, _PreparedWeight] = {}
-    if const_w is not None:
-        dt = compute_dtype(const_w.dtype)
-        cached[dt] = _PreparedWeight(const_w, geom.group, dt)
+    run = conv_runner(
+        info,
+        auto_pad=auto_pad,
+        dilations=dilations,
+        group=group,
+        kernel_shape=kernel_shape,
+        pads=pads,
+        strides=strides,
+    )
 
-    def run(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
-        dt = compute_dtype(x.dtype)
-        pw = cached.get(dt) if const_w is not None else None
-        if pw is None:
-            pw = _PreparedWeight(w, geom.group, dt)
-        y = _conv_core(np.asarray(x, dtype=dt), pw, geom)
-        return _add_bias(y, b).astype(x.dtype, copy=False)
+    def conv_run(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+        return run(x, w, b)
 
-    return run
+    return conv_run
 
 
 @register("ConvInteger", since=10, factory=True)

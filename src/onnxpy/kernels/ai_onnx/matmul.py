@@ -10,13 +10,13 @@ the result wraps to int32.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from onnxpy.kernels.registry import NodeInfo, register
 
-__all__ = ["compute_float", "matmul_float"]
+__all__ = ["compute_float", "matmul_float", "gemm_runner"]
 
 
 def compute_float(x: np.ndarray) -> np.ndarray:
@@ -34,13 +34,39 @@ def _as_type(y: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return y
 
 
+def _blas_operand(x: np.ndarray) -> np.ndarray:
+    """``x`` itself when BLAS can read each of its matrices (rows or columns unit-strided, as
+    numpy.matmul requires to call BLAS), else a contiguous copy: numpy would otherwise fall
+    back to its unvectorized triple loop."""
+    if x.ndim < 2 or x.dtype not in (np.float32, np.float64):
+        return x
+    r, c = x.shape[-2:]
+    if r <= 1 or c <= 1:
+        return x
+    sr, sc = x.strides[-2:]
+    it = x.itemsize
+    if (sc == it and sr % it == 0 and sr // it >= c) or (
+        sr == it and sc % it == 0 and sc // it >= r
+    ):
+        return x
+    return np.ascontiguousarray(x)
+
+
 def matmul_float(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """numpy.matmul computed in a BLAS-friendly dtype, returned in a's dtype."""
+    """numpy.matmul computed in a BLAS-friendly dtype, returned in a's dtype.
+
+    A stack of rows times one matrix (``[..., M, K] @ [K, N]`` with a contiguous stack) is a
+    single 2-D product over the flattened rows: one large BLAS call instead of one per matrix.
+    """
     a = np.asarray(a)
     b = np.asarray(b)
     if a.dtype != b.dtype:
         raise TypeError(f"MatMul operands differ in type: {a.dtype} and {b.dtype}")
-    return _as_type(np.matmul(compute_float(a), compute_float(b)), a.dtype)
+    ca, cb = compute_float(a), compute_float(b)
+    if ca.ndim > 2 and cb.ndim == 2 and ca.flags.c_contiguous:
+        y = np.matmul(ca.reshape(-1, ca.shape[-1]), _blas_operand(cb))
+        return _as_type(y.reshape((*ca.shape[:-1], cb.shape[-1])), a.dtype)
+    return _as_type(np.matmul(_blas_operand(ca), _blas_operand(cb)), a.dtype)
 
 
 @register("MatMul", since=(1, 9, 13))
@@ -57,27 +83,104 @@ def _gemm(a, b, c, alpha: float, beta: float, trans_a: int, trans_b: int) -> np.
     b = np.asarray(b)
     if a.ndim != 2 or b.ndim != 2:
         raise ValueError(f"Gemm needs 2-D A and B, got ranks {a.ndim} and {b.ndim}")
+    cb = compute_float(b)
+    return _gemm_tail(a, cb.T if trans_b else cb, _scaled_c(c, beta), alpha, trans_a, None)
+
+
+def _scaled_c(c, beta: float) -> np.ndarray | None:
+    """``beta * C`` in its compute type (None when C is absent or beta is 0)."""
+    if c is None or beta == 0.0:
+        return None
+    cc = compute_float(np.asarray(c))
+    if beta != 1.0:
+        integer = cc.dtype.kind in "iu"
+        cc = cc * (cc.dtype.type(beta) if integer else np.asarray(beta, dtype=cc.dtype))
+    return cc
+
+
+def _gemm_tail(a, cb, cc, alpha: float, trans_a: int, activation) -> np.ndarray:
+    """``activation(alpha * A' @ cb + cc)``, everything after the product done in place."""
     dtype = a.dtype
-    ca, cb = compute_float(a), compute_float(b)
+    ca = compute_float(a)
     if trans_a:
         ca = ca.T
-    if trans_b:
-        cb = cb.T
     y = np.matmul(ca, cb)  # a fresh array: updated in place below
-    integer = y.dtype.kind in "iu"
     if alpha != 1.0:
-        if integer:
-            y *= y.dtype.type(alpha)
-        else:
-            y *= alpha
-    if c is not None and beta != 0.0:
-        cc = compute_float(np.asarray(c))
-        if beta != 1.0:
-            cc = cc * (cc.dtype.type(beta) if integer else np.asarray(beta, dtype=cc.dtype))
-        if np.broadcast_shapes(cc.shape, y.shape) != y.shape:
-            raise ValueError(f"Gemm: C of shape {cc.shape} does not broadcast to {y.shape}")
-        y += cc
+        y *= y.dtype.type(alpha) if y.dtype.kind in "iu" else alpha
+    if cc is not None:
+        _add_c(y, cc)
+    if activation is not None:
+        activation(y)
     return _as_type(y, dtype)
+
+
+def _add_c(y: np.ndarray, cc: np.ndarray) -> None:
+    """``y += cc`` for a C that broadcasts one way to y's shape (refused otherwise)."""
+    if cc.ndim > 2:
+        raise ValueError(f"Gemm: C of shape {cc.shape} does not broadcast to {y.shape}")
+    try:
+        y += cc  # NumPy refuses a C that does not broadcast to y's own shape
+    except ValueError as e:
+        raise ValueError(f"Gemm: C of shape {cc.shape} does not broadcast to {y.shape}") from e
+
+
+def gemm_runner(
+    info: NodeInfo,
+    *,
+    alpha: float = 1.0,
+    beta: float = 1.0,
+    transA: int = 0,
+    transB: int = 0,
+    activation: Callable[[np.ndarray], None] | None = None,
+) -> Callable[..., np.ndarray]:
+    """The run function of Gemm, and of com.microsoft FusedGemm (``activation``, in place).
+
+    A constant B is laid out once as the contiguous [K, N] matrix the product reads (transB
+    applied), and a constant C is scaled by beta once; the product's fresh buffer then takes
+    alpha, C and the activation in place.
+    """
+    const_b = info.constant_inputs.get(1)
+    const_c = info.constant_inputs.get(2)
+    ready_b = None
+    if const_b is not None and const_b.ndim == 2:
+        cb = compute_float(np.asarray(const_b))
+        ready_b = np.ascontiguousarray(cb.T if transB else cb)
+    ready_c = _scaled_c(const_c, beta) if const_c is not None else None
+
+    # The common inference case: a constant float32 / float64 B, used as given.
+    fast = ready_b is not None and ready_b.dtype in (np.float32, np.float64)
+    fast = fast and ready_b.dtype == const_b.dtype
+
+    def run(a, b, c=None, /) -> np.ndarray:
+        if fast and b is const_b and c is const_c and type(a) is np.ndarray:
+            if a.dtype == ready_b.dtype and a.ndim == 2:
+                # The common inference case, kept short: constant B (and C), float operands.
+                y = np.matmul(a.T if transA else a, ready_b)
+                if alpha != 1.0:
+                    y *= alpha
+                if ready_c is not None:
+                    _add_c(y, ready_c)
+                if activation is not None:
+                    activation(y)
+                return y
+        a = np.asarray(a)
+        if b is const_b and ready_b is not None:
+            if a.ndim != 2:
+                raise ValueError(f"Gemm needs 2-D A and B, got ranks {a.ndim} and 2")
+            cb = ready_b
+        else:
+            b = np.asarray(b)
+            if a.ndim != 2 or b.ndim != 2:
+                raise ValueError(f"Gemm needs 2-D A and B, got ranks {a.ndim} and {b.ndim}")
+            cb = compute_float(b)
+            if transB:
+                cb = cb.T
+        if compute_float(a).dtype != cb.dtype:
+            raise TypeError(f"Gemm operands differ in type: {a.dtype} and {np.asarray(b).dtype}")
+        cc = ready_c if (c is const_c and ready_c is not None) else _scaled_c(c, beta)
+        return _gemm_tail(a, cb, cc, alpha, transA, activation)
+
+    return run
 
 
 @register("Gemm", since=(1, 6))
@@ -87,10 +190,10 @@ def gemm_legacy(a, b, c, /, *, alpha=1.0, beta=1.0, transA=0, transB=0, broadcas
     return _gemm(a, b, c, alpha, beta, transA, transB)
 
 
-@register("Gemm", since=(7, 9, 11, 13))
-def gemm(a, b, c=None, /, *, alpha=1.0, beta=1.0, transA=0, transB=0):
+@register("Gemm", since=(7, 9, 11, 13), factory=True)
+def gemm(info: NodeInfo, *, alpha=1.0, beta=1.0, transA=0, transB=0):
     """alpha * A' @ B' + beta * C, C unidirectionally broadcast (optional from opset 11)."""
-    return _gemm(a, b, c, alpha, beta, transA, transB)
+    return gemm_runner(info, alpha=alpha, beta=beta, transA=transA, transB=transB)
 
 
 # -- Einsum ------------------------------------------------------------------------------------

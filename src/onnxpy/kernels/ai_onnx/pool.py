@@ -81,6 +81,42 @@ class _Windows:
             y = acc
         return y
 
+    def max_unpadded(self, x: np.ndarray) -> np.ndarray:
+        """Window maximum without materializing the padding, one spatial axis at a time.
+
+        Along an axis, tap ``t`` of output ``o`` reads input ``o*s + t*d - begin``; each tap
+        updates, in place, the contiguous range of outputs whose read lands inside the input
+        (pads and the ceil-mode overhang hold the lowest value, so they never win).
+        """
+        lead = x.ndim - len(self.kernel)
+        y = x
+        for a, (k, d, n, s, b) in enumerate(
+            zip(self.kernel, self.dilations, self.out, self.strides, self.begin, strict=True)
+        ):
+            size = y.shape[lead + a]
+            head = (slice(None),) * (lead + a)
+            ranges = []
+            for t in range(k):
+                off = t * d - b
+                lo = max(0, -(off // s) if off < 0 else 0)
+                hi = min(n, (size - 1 - off) // s + 1) if size - 1 - off >= 0 else 0
+                if hi > lo:
+                    src = slice(lo * s + off, (hi - 1) * s + off + 1, s)
+                    ranges.append((hi - lo, lo, hi, src))
+            ranges.sort(key=lambda r: -r[0])
+            shape = y.shape[: lead + a] + (n,) + y.shape[lead + a + 1 :]
+            _, lo, hi, src = ranges[0]
+            if lo == 0 and hi == n:
+                acc = np.empty(shape, dtype=y.dtype)
+            else:
+                acc = np.full(shape, _lowest(y.dtype), dtype=y.dtype)
+            np.copyto(acc[(*head, slice(lo, hi))], y[(*head, src)])
+            for _, lo, hi, src in ranges[1:]:
+                dst = acc[(*head, slice(lo, hi))]
+                np.maximum(dst, y[(*head, src)], out=dst)
+            y = acc
+        return y if y is not x else y.copy()
+
     def counts(self, include_pad: bool) -> np.ndarray:
         """Number of window positions inside the input (or the explicitly padded extent)."""
         result = np.ones((), dtype=np.int64)
@@ -199,9 +235,9 @@ def max_pool(
 
     def run(x: np.ndarray) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         win = _Windows(x.shape, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode)
-        xp = win.padded(np.asarray(x), _lowest(x.dtype))
         if not want_indices:
-            return win.reduce(xp, np.maximum)
+            return win.max_unpadded(np.asarray(x))
+        xp = win.padded(np.asarray(x), _lowest(x.dtype))
         # Taps in row-major window order; a later tap wins only if strictly greater.
         acc = best = None
         for t, (_, sl) in enumerate(win.taps()):

@@ -3,12 +3,34 @@
 from __future__ import annotations
 
 from onnxpy.passes.base import Pass
+from onnxpy.passes.fusion.conv_activation import ConvActivationFusion, GemmActivationFusion
 from onnxpy.passes.fusion.conv_add_mul import ConvAddMulFusion
 from onnxpy.passes.fusion.conv_bn import ConvBatchNormFusion
+from onnxpy.passes.fusion.gelu import BiasGeluFusion, GeluFusion
 from onnxpy.passes.fusion.matmul_add import MatMulAddFusion
+from onnxpy.passes.fusion.skip_layer_norm import SkipLayerNormFusion
 
-__all__ = ["fusion_passes", "ConvAddMulFusion", "ConvBatchNormFusion", "MatMulAddFusion"]
+__all__ = [
+    "fusion_passes",
+    "ConvActivationFusion",
+    "GemmActivationFusion",
+    "ConvAddMulFusion",
+    "ConvBatchNormFusion",
+    "MatMulAddFusion",
+    "GeluFusion",
+    "BiasGeluFusion",
+    "SkipLayerNormFusion",
+]
 
 
 def fusion_passes() -> list[Pass]:
-    return [ConvBatchNormFusion(), ConvAddMulFusion(), MatMulAddFusion()]
+    return [
+        GeluFusion(),
+        BiasGeluFusion(),
+        SkipLayerNormFusion(),
+        ConvBatchNormFusion(),
+        ConvAddMulFusion(),
+        MatMulAddFusion(),
+        ConvActivationFusion(),
+        GemmActivationFusion(),
+    ]
