@@ -28,6 +28,7 @@ from onnxpy.passes import optimize
 from onnxpy.providers import resolve_providers
 from onnxpy.runtime.executor import execute, execute_profiled
 from onnxpy.runtime.feeds import compile_feed_check
+from onnxpy.runtime.memory import keep_freed_memory
 from onnxpy.runtime.options import RunOptions, SessionOptions
 from onnxpy.runtime.plan import Plan, PlanBuilder, as_array
 from onnxpy.runtime.threads import apply_intra_op_threads
@@ -94,6 +95,8 @@ class InferenceSession:
         self._providers, self._provider_options = resolve_providers(providers, provider_options)
         self._model_path = path_or_bytes if isinstance(path_or_bytes, (str, os.PathLike)) else None
         apply_intra_op_threads(int(self._options.intra_op_num_threads or 0))
+        if self._options.enable_cpu_mem_arena:
+            keep_freed_memory()
         loaded: LoadedModel = load_model(path_or_bytes)
         # The optimizer edits a proto parsed here in place; a caller's ModelProto is copied.
         loaded.proto = optimize(
