@@ -7,6 +7,7 @@ from onnxpy.passes.fusion.conv_activation import ConvActivationFusion, GemmActiv
 from onnxpy.passes.fusion.conv_add_mul import ConvAddMulFusion
 from onnxpy.passes.fusion.conv_bn import ConvBatchNormFusion
 from onnxpy.passes.fusion.gelu import BiasGeluFusion, GeluFusion
+from onnxpy.passes.fusion.layer_norm import LayerNormFusion
 from onnxpy.passes.fusion.matmul_add import MatMulAddFusion
 from onnxpy.passes.fusion.skip_layer_norm import SkipLayerNormFusion
 
@@ -20,6 +21,7 @@ __all__ = [
     "GeluFusion",
     "BiasGeluFusion",
     "SkipLayerNormFusion",
+    "LayerNormFusion",
 ]
 
 
@@ -27,6 +29,7 @@ def fusion_passes() -> list[Pass]:
     return [
         GeluFusion(),
         BiasGeluFusion(),
+        LayerNormFusion(),
         SkipLayerNormFusion(),
         ConvBatchNormFusion(),
         ConvAddMulFusion(),
