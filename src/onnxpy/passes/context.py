@@ -9,6 +9,7 @@ Subgraph bodies (If/Loop/Scan) are never edited: names they read are *pinned*.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
 
 import numpy as np
@@ -87,6 +88,35 @@ def constant_node_tensor(node: NodeProto) -> TensorProto | None:
     return None  # sparse_value, strings: left as they are
 
 
+def _stable_topological_order(graph: GraphProto, kept: list[int]) -> list[int] | None:
+    """``kept`` node indexes reordered so every node follows its producers, otherwise keeping
+    the graph's order as far as possible (None: a cycle, left for the planner to report)."""
+    producer = {o: i for i in kept for o in graph.node[i].output if o}
+    users: dict[int, list[int]] = {i: [] for i in kept}
+    waiting: dict[int, int] = {}
+    for i in kept:
+        node = graph.node[i]
+        reads = set(node.input)
+        for a in node.attribute:
+            for sub in _graphs(a):
+                reads |= subgraph_reads(sub)
+        deps = {producer[x] for x in reads if x in producer} - {i}
+        waiting[i] = len(deps)
+        for d in deps:
+            users[d].append(i)
+    ready = [i for i in kept if waiting[i] == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for u in users[i]:
+            waiting[u] -= 1
+            if waiting[u] == 0:
+                heapq.heappush(ready, u)
+    return order if len(order) == len(kept) else None
+
+
 class GraphContext:
     """Indexes over ``model.graph`` plus the helpers passes need to read and edit it."""
 
@@ -102,7 +132,7 @@ class GraphContext:
         _all_names(self.graph, self._names)
         self._values: dict[str, np.ndarray | None] = {}
         self._constant_nodes: dict[str, TensorProto | None] = {}
-        self._pending_prepend = False
+        self._pending_sort = False
         self._types: dict[str, TypeProto] | None = None
         self.refresh()
 
@@ -214,33 +244,38 @@ class GraphContext:
         """Add a constant value (named ``tensor.name``) available to every node."""
         if self.model.ir_version < 4:
             # Before IR 4 an initializer is also a graph input: use a Constant node instead.
-            node = self.graph.node.add()
-            node.CopyFrom(helper.make_node("Constant", [], [tensor.name], value=tensor))
-            self._index(len(self.graph.node) - 1, node)
-            self._pending_prepend = True
+            self.append_node(helper.make_node("Constant", [], [tensor.name], value=tensor))
         else:
             self.graph.initializer.add().CopyFrom(tensor)
             self.initializers[tensor.name] = self.graph.initializer[-1]
         self._names.add(tensor.name)
 
+    def append_node(self, node: NodeProto) -> int:
+        """Add ``node`` at the end; :meth:`commit` moves it to a topologically valid place."""
+        added = self.graph.node.add()
+        added.CopyFrom(node)
+        i = len(self.graph.node) - 1
+        self._index(i, added)
+        self._names.update(node.input)
+        self._names.update(node.output)
+        self._pending_sort = True
+        return i
+
     def commit(self) -> None:
         """Drop removed nodes, restore topological order and rebuild the indexes."""
         g = self.graph
         kept = [i for i in range(len(g.node)) if i not in self.removed]
-        if self._pending_prepend:
-            # New Constant nodes were appended: move them to the front.
-            fronts = [i for i in kept if g.node[i].op_type == "Constant" and not g.node[i].input]
-            front_set = set(fronts)
-            rest = [i for i in kept if i not in front_set]
-            copies = [NodeProto() for _ in fronts + rest]
-            for c, i in zip(copies, fronts + rest):
+        order = _stable_topological_order(g, kept) if self._pending_sort else None
+        if order is not None and order != kept:
+            copies = [NodeProto() for _ in order]
+            for c, i in zip(copies, order):
                 c.CopyFrom(g.node[i])
             del g.node[:]
             g.node.extend(copies)
-            self._pending_prepend = False
         else:
             for i in sorted(self.removed, reverse=True):
                 del g.node[i]
+        self._pending_sort = False
         self.refresh()
 
     # -- constants ---------------------------------------------------------------------------
