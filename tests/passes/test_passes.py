@@ -558,6 +558,15 @@ def _session(path, level, **kw):
     return onnxpy.InferenceSession(path, so)
 
 
+def _onnxruntime_run(path, feeds):
+    """onnxruntime's outputs for the model at ``path``, run as it is (no optimizations)."""
+    ort = pytest.importorskip("onnxruntime")
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"]).run(None, feeds)
+
+
 @pytest.mark.parametrize("name", ["resnet50", "bert_base"])
 def test_zoo_model_optimized_outputs_match(name, tmp_path):
     path, feeds = _zoo(name)
@@ -573,26 +582,16 @@ def test_zoo_model_optimized_outputs_match(name, tmp_path):
     onnx.checker.check_model(opt)
     # Level ALL may use onnxruntime's fused contrib ops, and onnxruntime must run them alike.
     assert all(n.domain in ("", "ai.onnx", "com.microsoft") for n in opt.graph.node)
-    ort = pytest.importorskip("onnxruntime")
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 2
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    got = ort.InferenceSession(opt_path, so, providers=["CPUExecutionProvider"]).run(None, feeds)
-    for a, e in zip(got, expected):
+    for a, e in zip(_onnxruntime_run(opt_path, feeds), expected):
         np.testing.assert_allclose(a, e, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("name", ["resnet50", "bert_base"])
 def test_onnxruntime_loads_basic_optimized_model(name, tmp_path):
-    ort = pytest.importorskip("onnxruntime")
     path, feeds = _zoo(name)
     opt_path = str(tmp_path / "basic.onnx")
     expected = _session(path, LEVEL.ORT_ENABLE_BASIC, optimized_model_filepath=opt_path).run(
         None, feeds
     )
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 2
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    got = ort.InferenceSession(opt_path, so, providers=["CPUExecutionProvider"]).run(None, feeds)
-    for a, e in zip(got, expected):
+    for a, e in zip(_onnxruntime_run(opt_path, feeds), expected):
         np.testing.assert_allclose(a, e, rtol=1e-4, atol=1e-4)

@@ -24,11 +24,11 @@ from onnx import NodeProto, TensorProto, helper
 
 from onnxpy.passes.base import EXTENDED, Pass
 from onnxpy.passes.context import GraphContext
+from onnxpy.passes.fusion._pattern import MS, only_reader, other_input
 from onnxpy.passes.shapes import dims_of, elem_type
 
 __all__ = ["ConvActivationFusion", "GemmActivationFusion"]
 
-MS = "com.microsoft"
 
 # Standard activation -> its attributes, in FusedConv's activation_params order.
 _CONV_ACTIVATIONS: dict[str, tuple[str, ...]] = {
@@ -101,17 +101,6 @@ def _activation(
     return node.op_type, _float_attrs(ctx, node, table[node.op_type])
 
 
-def _single_reader(ctx: GraphContext, name: str) -> tuple[int, NodeProto] | None:
-    """The only node reading ``name`` (once), when ``name`` is not pinned."""
-    j = ctx.single_use(name)
-    if j is None or j in ctx.removed:
-        return None
-    node = ctx.graph.node[j]
-    if sum(1 for n in node.input if n == name) != 1:
-        return None
-    return j, node
-
-
 def _is_float32(ctx: GraphContext, name: str) -> bool:
     return elem_type(ctx.type_of(name)) == TensorProto.FLOAT
 
@@ -136,20 +125,20 @@ class ConvActivationFusion(Pass):
             if i in ctx.removed or not self._fusable_conv(ctx, conv):
                 continue
             out = conv.output[0]
-            found = _single_reader(ctx, out)
+            found = only_reader(ctx, out)
             if found is None:
                 continue
             j, nxt = found
             z = None
             last, last_index = nxt, j
             if nxt.op_type == "Add" and ctx.is_standard(nxt) and len(nxt.input) == 2:
-                z = nxt.input[1] if nxt.input[0] == out else nxt.input[0]
+                z = other_input(nxt, out)
                 if not _same_static_shape(ctx, z, out) or not _same_static_shape(
                     ctx, nxt.output[0], out
                 ):
                     continue
                 act = None
-                after = _single_reader(ctx, nxt.output[0])
+                after = only_reader(ctx, nxt.output[0])
                 if after is not None:
                     act = _activation(ctx, after[1], _CONV_ACTIVATIONS)
                     if act is not None:
@@ -207,7 +196,7 @@ class GemmActivationFusion(Pass):
                 continue
             if ctx.opset(gemm) < 7 or not _is_float32(ctx, gemm.output[0]):
                 continue
-            found = _single_reader(ctx, gemm.output[0])
+            found = only_reader(ctx, gemm.output[0])
             if found is None:
                 continue
             j, nxt = found

@@ -21,59 +21,22 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-from onnx import NodeProto, TensorProto, helper
+from onnx import NodeProto, helper
 
 from onnxpy.passes.base import EXTENDED, Pass
 from onnxpy.passes.context import GraphContext
-from onnxpy.passes.shapes import dims_of, elem_type
+from onnxpy.passes.fusion._pattern import (
+    FUSED_TYPES,
+    MS,
+    bias_over_last_axis,
+    only_reader,
+    other_input,
+    scalar_is,
+    standard_node,
+)
+from onnxpy.passes.shapes import elem_type
 
 __all__ = ["GeluFusion", "BiasGeluFusion"]
-
-MS = "com.microsoft"
-FUSED_TYPES = {TensorProto.FLOAT, TensorProto.FLOAT16}
-
-
-def standard_node(ctx: GraphContext, name: str, op: str) -> tuple[int, NodeProto] | None:
-    """The standard-domain node of type ``op`` producing ``name``, if any."""
-    p = ctx.producer_of(name)
-    if p is None or p[1].op_type != op or not ctx.is_standard(p[1]):
-        return None
-    return p
-
-
-def only_reader(ctx: GraphContext, name: str, op: str) -> tuple[int, NodeProto] | None:
-    """The single standard ``op`` node reading ``name`` (once), when nothing else reads it."""
-    i = ctx.single_use(name)
-    if i is None:
-        return None
-    node = ctx.graph.node[i]
-    if node.op_type != op or not ctx.is_standard(node) or list(node.input).count(name) != 1:
-        return None
-    return i, node
-
-
-def scalar_is(ctx: GraphContext, name: str, value: float, x: str) -> bool:
-    """``name`` is a one-element float constant close to ``value`` that broadcasts into x."""
-    v = ctx.constant_value(name)
-    if v is None or v.size != 1 or v.dtype.kind != "f":
-        return False
-    if v.ndim:
-        dims = dims_of(ctx.type_of(x))
-        if dims is None or len(dims) < v.ndim:
-            return False
-    return bool(np.isclose(float(v.reshape(())), value, rtol=1e-5, atol=0.0))
-
-
-def other_input(node: NodeProto, name: str) -> str | None:
-    """The other input of a two-input node that reads ``name``."""
-    if len(node.input) != 2:
-        return None
-    if node.input[0] == name:
-        return node.input[1]
-    if node.input[1] == name:
-        return node.input[0]
-    return None
 
 
 def _erf_argument(ctx: GraphContext, name: str) -> tuple[int, str] | None:
@@ -167,17 +130,6 @@ class GeluFusion(Pass):
         if len(set(removed + [last])) != len(removed) + 1:
             return None
         return x, removed, last, out
-
-
-def bias_over_last_axis(ctx: GraphContext, bias: str, x: str) -> bool:
-    """``bias`` is a 1-D constant as long as x's statically known last axis."""
-    if ctx.is_constant(x):
-        return False
-    b = ctx.constant_value(bias)
-    dims = dims_of(ctx.type_of(x))
-    if b is None or b.ndim != 1 or not dims:
-        return False
-    return isinstance(dims[-1], int) and dims[-1] == b.shape[0]
 
 
 class BiasGeluFusion(Pass):

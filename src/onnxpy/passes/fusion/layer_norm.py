@@ -20,7 +20,7 @@ from onnx import NodeProto, TensorProto, helper, numpy_helper
 
 from onnxpy.passes.base import EXTENDED, Pass
 from onnxpy.passes.context import GraphContext
-from onnxpy.passes.fusion.gelu import only_reader, other_input
+from onnxpy.passes.fusion._pattern import only_reader, other_input
 from onnxpy.passes.shapes import dims_of, elem_type
 
 __all__ = ["LayerNormFusion"]

@@ -18,7 +18,7 @@ from onnx import NodeProto, helper
 
 from onnxpy.passes.base import EXTENDED, Pass
 from onnxpy.passes.context import GraphContext
-from onnxpy.passes.fusion.gelu import FUSED_TYPES, MS, bias_over_last_axis, standard_node
+from onnxpy.passes.fusion._pattern import FUSED_TYPES, MS, bias_over_last_axis, standard_node
 from onnxpy.passes.shapes import dims_of, elem_type
 
 __all__ = ["SkipLayerNormFusion"]
