@@ -51,21 +51,19 @@ def _file_reader(f) -> ReadInto:
 
 
 def _read_file(path: str) -> tuple[ModelProto, InlineWeights | None]:
+    """Scan the framing through a read-only mapping; read the weights with the same handle."""
     with open(path, "rb") as f:
         try:
             mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         except (ValueError, OSError):  # empty file, or a file system without mmap
             return _parse(f.read(), path), None
-    if hasattr(mapped, "madvise") and hasattr(mmap, "MADV_WILLNEED"):
-        mapped.madvise(mmap.MADV_WILLNEED)  # read ahead: the weights are copied in order
-    try:
-        with open(path, "rb") as f:
-            return _parse_lean(mapped, path, _file_reader(f))
-    finally:
         try:
-            mapped.close()
-        except BufferError:  # a view is still alive somewhere; the GC closes it later
-            pass
+            return _parse_lean(mapped, path, _file_reader(f))
+        finally:
+            try:
+                mapped.close()
+            except BufferError:  # a view is still alive somewhere; the GC closes it later
+                pass
 
 
 def _parse(data: bytes, what: str) -> ModelProto:

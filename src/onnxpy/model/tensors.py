@@ -64,7 +64,7 @@ def _load_external(tensor: TensorProto, base_dir: str | None) -> np.ndarray:
     path, offset, length = external_data_path(tensor, base_dir)
     shape = tuple(int(d) for d in tensor.dims)
     size = os.path.getsize(path)
-    if tensor.data_type in _MAPPABLE and sys.byteorder == "little":
+    if mappable(tensor.data_type):
         dtype = ELEM_TYPE_TO_DTYPE[tensor.data_type]
         count = int(np.prod(shape, dtype=np.int64))
         nbytes = count * dtype.itemsize
@@ -80,12 +80,18 @@ def _load_external(tensor: TensorProto, base_dir: str | None) -> np.ndarray:
     with open(path, "rb") as f:
         f.seek(offset)
         raw = f.read(length if length is not None else -1)
+    return tensor_to_array(_with_raw_data(tensor, raw))
+
+
+def _with_raw_data(tensor: TensorProto, raw: bytes) -> TensorProto:
+    """A copy of an external or inline ``tensor`` holding ``raw`` as its own data, for the
+    types whose bytes are not numpy's layout (sub-byte packing, big-endian hosts)."""
     copy = TensorProto()
     copy.CopyFrom(tensor)
     del copy.external_data[:]
     copy.data_location = TensorProto.DEFAULT
     copy.raw_data = raw
-    return numpy_helper.to_array(copy)
+    return copy
 
 
 def _decode_inline(tensor: TensorProto, raw: np.ndarray) -> np.ndarray:
@@ -93,7 +99,7 @@ def _decode_inline(tensor: TensorProto, raw: np.ndarray) -> np.ndarray:
     dtype = ELEM_TYPE_TO_DTYPE.get(tensor.data_type)
     if dtype is None:
         raise InvalidGraph(f"Tensor '{tensor.name}' has unknown element type {tensor.data_type}")
-    if tensor.data_type in _MAPPABLE and sys.byteorder == "little":
+    if mappable(tensor.data_type):
         count = int(np.prod(shape, dtype=np.int64))
         if count * dtype.itemsize != raw.size:
             raise InvalidGraph(
@@ -101,12 +107,7 @@ def _decode_inline(tensor: TensorProto, raw: np.ndarray) -> np.ndarray:
                 f"{list(shape)} of {dtype} needs {count * dtype.itemsize}"
             )
         return raw.view(dtype).reshape(shape)
-    copy = TensorProto()
-    copy.CopyFrom(tensor)
-    del copy.external_data[:]
-    copy.data_location = TensorProto.DEFAULT
-    copy.raw_data = raw.tobytes()
-    return tensor_to_array(copy)
+    return tensor_to_array(_with_raw_data(tensor, raw.tobytes()))
 
 
 def tensor_to_array(tensor: TensorProto, base_dir: str | None = None) -> np.ndarray:

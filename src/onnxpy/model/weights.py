@@ -22,7 +22,6 @@ from onnxpy.errors import InvalidGraph
 
 __all__ = [
     "InlineWeights",
-    "encode_varint",
     "inline_bytes",
     "is_inline",
     "materialize",
@@ -38,26 +37,12 @@ _tokens = itertools.count()
 _lock = threading.Lock()
 
 
-def encode_varint(value: int) -> bytes:
-    """Protobuf base-128 varint."""
-    out = bytearray()
-    while True:
-        b = value & 0x7F
-        value >>= 7
-        if not value:
-            out.append(b)
-            return bytes(out)
-        out.append(b | 0x80)
-
-
-def _string_field(field: int, text: str) -> bytes:
-    data = text.encode()
-    return encode_varint(field << 3 | 2) + encode_varint(len(data)) + data
-
-
-def _entry(key: str, value: str) -> bytes:
-    body = _string_field(1, key) + _string_field(2, value)
-    return encode_varint(13 << 3 | 2) + encode_varint(len(body)) + body
+def _point_at(tensor: TensorProto, ref: str) -> None:
+    """Make ``tensor`` an inline-weights reference (its own data fields are left to the caller)."""
+    del tensor.external_data[:]
+    tensor.data_location = TensorProto.EXTERNAL
+    tensor.external_data.add(key="location", value=INLINE_LOCATION)
+    tensor.external_data.add(key=_KEY, value=ref)
 
 
 class InlineWeights:
@@ -81,15 +66,11 @@ class InlineWeights:
         return f"{self.token}/{index}"
 
     def reference_bytes(self, raw: np.ndarray) -> bytes:
-        """Serialized TensorProto fields pointing at ``raw`` (appended to a tensor's others)."""
-        ref = self.add(raw)
-        # data_location (field 14) = EXTERNAL, then the external_data entries (field 13).
-        return (
-            encode_varint(14 << 3)
-            + encode_varint(TensorProto.EXTERNAL)
-            + _entry("location", INLINE_LOCATION)
-            + _entry(_KEY, ref)
-        )
+        """Serialized TensorProto fields pointing at ``raw``: appended to a tensor's other
+        fields, protobuf's merge-on-parse makes them part of that tensor."""
+        fields = TensorProto()
+        _point_at(fields, self.add(raw))
+        return fields.SerializeToString()
 
     def adopt(self, tensor: TensorProto, array: np.ndarray) -> None:
         """Point ``tensor`` at ``array``'s bytes instead of its own ``raw_data``."""
@@ -97,12 +78,8 @@ class InlineWeights:
         if raw.flags.writeable:
             raw = raw.view()
             raw.flags.writeable = False
-        ref = self.add(raw)
         tensor.ClearField("raw_data")
-        del tensor.external_data[:]
-        tensor.data_location = TensorProto.EXTERNAL
-        tensor.external_data.add(key="location", value=INLINE_LOCATION)
-        tensor.external_data.add(key=_KEY, value=ref)
+        _point_at(tensor, self.add(raw))
 
     def keep_only(self, refs: set[str]) -> None:
         """Release every buffer not named in ``refs`` (weights a pass replaced)."""

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 from onnx import ModelProto
 
-from onnxpy.model.weights import InlineWeights, encode_varint
+from onnxpy.model.weights import InlineWeights
 from onnxpy.types import ELEM_TYPE_TO_DTYPE
 
 __all__ = ["parse_model_lean", "LEAN_MIN_BYTES", "ReadInto"]
@@ -79,8 +79,19 @@ def _fields(buf: memoryview, start: int, end: int):
         yield field, wire, field_start, pos, None
 
 
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = value & 0x7F
+        value >>= 7
+        if not value:
+            out.append(b)
+            return bytes(out)
+        out.append(b | 0x80)
+
+
 def _len_field(field: int, payload: bytes) -> bytes:
-    return encode_varint(field << 3 | _LEN) + encode_varint(len(payload)) + payload
+    return _encode_varint(field << 3 | _LEN) + _encode_varint(len(payload)) + payload
 
 
 ReadInto = Callable[[int, np.ndarray], None]
