@@ -149,6 +149,38 @@ def test_kernel_failure_names_node_and_op_and_session_survives():
     np.testing.assert_array_equal(z, np.full((2, 4), 2, np.float32))
 
 
+def test_failure_in_a_later_node_names_that_node():
+    """The compiled run loop maps a failure back to its node, not to the first or last one."""
+    f = TensorProto.FLOAT
+    m = helper.make_model(
+        helper.make_graph(
+            [
+                helper.make_node("Relu", ["A"], ["r"], name="first"),
+                helper.make_node("Split", ["r"], ["s0", "s1"], name="split", axis=0),
+                helper.make_node("Add", ["s0", "B"], ["t"], name="second_add"),
+                helper.make_node("Neg", ["t"], ["Y"], name="last"),
+            ],
+            "g",
+            [
+                helper.make_tensor_value_info("A", f, [None, 3]),
+                helper.make_tensor_value_info("B", f, [None, 3]),
+            ],
+            [
+                helper.make_tensor_value_info("Y", f, [None, 3]),
+                helper.make_tensor_value_info("s1", f, [None, 3]),
+            ],
+        ),
+        opset_imports=[helper.make_opsetid("", 13)],
+    )
+    sess = rt.InferenceSession(m.SerializeToString())
+    with pytest.raises(Fail, match="'second_add' \\(op Add\\)"):
+        sess.run(None, {"A": np.ones((4, 3), np.float32), "B": np.ones((5, 3), np.float32)})
+    a = np.arange(12, dtype=np.float32).reshape(4, 3) - 5
+    y, s1 = sess.run(None, {"A": a, "B": np.ones((2, 3), np.float32)})
+    np.testing.assert_array_equal(y, -(np.maximum(a[:2], 0) + 1))
+    np.testing.assert_array_equal(s1, np.maximum(a[2:], 0))
+
+
 def test_unsupported_attribute_is_refused_at_creation():
     m = add_relu()
     m.graph.node[1].attribute.append(helper.make_attribute("made_up", 3))

@@ -59,15 +59,23 @@ class Plan:
 
     def __post_init__(self) -> None:
         self.slot_of_input: dict[str, int] = dict(zip(self.input_names, self.input_slots))
+        self._runner: Callable[[list[Any]], None] | None = None
+
+    @property
+    def runner(self) -> Callable[[list[Any]], None]:
+        """The steps compiled into one function of the slot list (built on first use)."""
+        if self._runner is None:
+            from onnxpy.runtime.executor import compile_steps
+
+            self._runner = compile_steps(self.steps)
+        return self._runner
 
     def run_values(self, inputs: Sequence[Any]) -> list[Any]:
         """Run with positional input values (in ``input_slots`` order); no feed checks."""
-        from onnxpy.runtime.executor import execute
-
         values = self.template.copy()
         for slot, v in zip(self.input_slots, inputs):
             values[slot] = v
-        execute(self.steps, values)
+        self.runner(values)
         return [values[s] for s in self.output_slots]
 
 

@@ -232,14 +232,15 @@ class InferenceSession:
         if self._profile_events is not None:
             self._run_profiled(plan, values)
         else:
-            stop = None
-            if run_options is not None:
+            if run_options is None:
+                plan.runner(values)
+            else:
                 stop = run_options._terminate.is_set
                 if stop():
                     from onnxpy.errors import RuntimeException
 
                     raise RuntimeException("Exiting due to terminate flag being set to true.")
-            execute(plan.steps, values, stop)
+                execute(plan.steps, values, stop)
         return [as_array(values[s]) for s in plan.output_slots]
 
     # -- profiling ---------------------------------------------------------------------------

@@ -54,7 +54,7 @@ def _result(y: object, dtype: np.dtype) -> np.ndarray:
     return y
 
 
-def _unary(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+def unary_kernel(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
     """Apply ``fn`` in a computable dtype and round back to the input's type."""
 
     def apply(x: np.ndarray) -> np.ndarray:
@@ -335,7 +335,7 @@ _UNARY: dict[str, tuple[Callable[[np.ndarray], np.ndarray], tuple[int, ...]]] = 
 def _register_unary(
     op: str, fn: Callable[[np.ndarray], np.ndarray], since: tuple[int, ...]
 ) -> None:
-    apply = _unary(fn)
+    apply = unary_kernel(fn)
     if since[0] == 1:
         # Opset 1 carries the legacy ``consumed_inputs`` hint, which changes nothing.
         def legacy_kernel(x, /, *, consumed_inputs=None):
