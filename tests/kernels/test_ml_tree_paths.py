@@ -22,6 +22,14 @@ from onnxpy.runtime.attributes import decode_attribute
 
 ML = "ai.onnx.ml"
 
+
+@pytest.fixture(autouse=True)
+def _numpy_walk(monkeypatch):
+    """These are the NumPy walks' tests; with numba installed the kernels would take the
+    compiled walk instead (checked against these walks in test_tree_jit.py)."""
+    monkeypatch.setattr(trees, "_JIT_DISABLED", True)
+
+
 # x <mode> threshold, the condition that sends a row to the true child.
 _TRUE = {
     "BRANCH_LEQ": lambda v, t: v <= t,

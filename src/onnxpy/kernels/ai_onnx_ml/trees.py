@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from onnx import TensorProto
 
 from onnxpy.kernels.ai_onnx_ml._common import (
     as_rows,
@@ -86,6 +87,29 @@ _ALL_NODES_NODES = 1 << 12
 _ALL_NODES_CELLS = 1 << 15
 # A batch is split over threads when each thread gets at least this many (row, tree) pairs.
 _PAIRS_PER_THREAD = 1 << 15
+
+
+# With numba importable, forests are walked by compiled kernels (_tree_jit); this variable
+# set to 1 keeps the NumPy walks. Read once, at import.
+_JIT_DISABLED = os.environ.get("ONNXPY_DISABLE_JIT", "").strip() not in ("", "0")
+_JIT_MODULE: object | None = None
+_JIT_TRIED = False
+# A compiled run is split over threads when each thread gets at least this many pairs.
+_JIT_PAIRS_PER_THREAD = 1 << 16
+
+
+def _jit_module():
+    """The compiled-kernel module, imported on first use; None without numba (or disabled)."""
+    global _JIT_MODULE, _JIT_TRIED
+    if _JIT_DISABLED:
+        return None
+    if not _JIT_TRIED:
+        try:
+            from onnxpy.kernels.ai_onnx_ml import _tree_jit
+        except (ImportError, OSError, RuntimeError):  # no numba, or one that cannot load
+            _tree_jit = None
+        _JIT_MODULE, _JIT_TRIED = _tree_jit, True
+    return _JIT_MODULE
 
 
 # -- threads ---------------------------------------------------------------------------------
@@ -711,12 +735,24 @@ def _all_nodes(forest: _Forest, votes: _Votes) -> _AllNodes | None:
 class _Runner:
     """Scores of a compiled forest: input checks and the choice of evaluation per call."""
 
-    def __init__(self, forest: _Forest, votes: _Votes, threads: int) -> None:
+    def __init__(
+        self, forest: _Forest, votes: _Votes, threads: int, input_dtype: np.dtype | None = None
+    ) -> None:
         self.forest = forest
         self.votes = votes
         self.threads = threads
-        self.small = _all_nodes(forest, votes)
         self.dtype = np.dtype(np.float32 if forest.exact32 else np.float64)
+        self.min_features = forest.max_feature + 1 if forest.n_trees else 0
+        jit = _jit_module()
+        self.jit = None
+        if jit is not None:
+            # Compiled for the features' dtype the model's input gives (see _features).
+            dtype = self.dtype
+            if input_dtype is not None and np.dtype(input_dtype) != np.float32:
+                dtype = np.dtype(np.float64)
+            self.jit = jit.JitForest(forest, votes, (dtype,))
+            return
+        self.small = _all_nodes(forest, votes)
         # Below this many rows the all-nodes evaluation is used.
         self.small_rows = (
             0 if self.small is None else max(1, _ALL_NODES_CELLS // max(1, self.small.m))
@@ -725,7 +761,6 @@ class _Runner:
         if self.small is None and forest.packed is not None and votes.dense:
             self.one_row = _OneRow(forest, votes)
         self.no_nan_check = forest.nan_true is None
-        self.min_features = forest.max_feature + 1 if forest.n_trees else 0
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Scores [N, targets] (float64) of a numeric input, rows along axis 0."""
@@ -737,12 +772,56 @@ class _Runner:
             and x.shape[1] >= self.min_features
         ):
             x = _features(self.forest, _legacy_input(x))
+        if self.jit is not None:
+            return self._jit_scores(x)
         n = len(x)
         if 0 < n <= self.small_rows and (self.no_nan_check or not np.isnan(x).any()):
             return self.small(x)
         if n == 1 and self.one_row is not None and (self.no_nan_check or not np.isnan(x).any()):
             return self.one_row(x)
         return _scores(self.forest, self.votes, x, self.threads)
+
+    def _jit_scores(self, x: np.ndarray) -> np.ndarray:
+        """The compiled walk, its rows split over threads when the batch is big enough."""
+        n = len(x)
+        pairs = n * self.forest.n_trees
+        parts = min(self.threads, _default_threads(), pairs // _JIT_PAIRS_PER_THREAD)
+        if parts <= 1:
+            return self.jit(x)
+        out = np.empty((n, self.votes.n_targets))
+        bounds = np.linspace(0, n, parts + 1).astype(int).tolist()
+        fill = self.jit.fill
+        jobs = [
+            _pool().submit(fill, x[a:b], out[a:b])
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
+        for job in jobs:
+            job.result()
+        return out
+
+
+_WALKED_AS_FLOAT32 = frozenset(
+    (
+        TensorProto.FLOAT,
+        TensorProto.FLOAT16,
+        TensorProto.BFLOAT16,
+        TensorProto.FLOAT8E4M3FN,
+        TensorProto.FLOAT8E4M3FNUZ,
+        TensorProto.FLOAT8E5M2,
+        TensorProto.FLOAT8E5M2FNUZ,
+    )
+)
+
+
+def _input_dtype(info: NodeInfo | None) -> np.dtype | None:
+    """The dtype the features reach the walk in, from the node's input type (None: unknown):
+    float32 for float (and narrower floats), float64 for double and integers."""
+    types = getattr(info, "input_types", None)
+    tensor = getattr(types[0], "tensor_type", None) if types else None
+    elem = getattr(tensor, "elem_type", 0)
+    if not elem:
+        return None
+    return np.dtype(np.float32 if elem in _WALKED_AS_FLOAT32 else np.float64)
 
 
 def _scores(forest: _Forest, votes: _Votes, x: np.ndarray, threads: int) -> np.ndarray:
@@ -1009,7 +1088,7 @@ def tree_ensemble_classifier(
         if base is not None and len(base) not in (0, n_classes):
             raise ValueError(f"base_values has {len(base)} values for {n_classes} classes")
 
-    scores_of = _Runner(forest, votes, _default_threads())
+    scores_of = _Runner(forest, votes, _default_threads(), _input_dtype(info))
     has_base = base is not None and len(base) > 0
 
     def run(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1103,7 +1182,7 @@ def tree_ensemble_regressor(
     if base is not None and len(base) not in (0, n_targets):
         raise ValueError(f"base_values has {len(base)} values for {n_targets} targets")
 
-    scores_of = _Runner(forest, votes, _default_threads())
+    scores_of = _Runner(forest, votes, _default_threads(), _input_dtype(info))
     has_base = base is not None and len(base) > 0
 
     def run(x: np.ndarray) -> np.ndarray:
@@ -1234,7 +1313,7 @@ def tree_ensemble(
         n_leaf, int(n_targets), np.arange(n_leaf), targets, weights, function, len(roots)
     )
 
-    scores_of = _Runner(forest, votes, _default_threads())
+    scores_of = _Runner(forest, votes, _default_threads(), _input_dtype(info))
 
     def run(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
