@@ -321,6 +321,113 @@ def _attend(
     return np.matmul(e, v), scores
 
 
+# A row whose exponentials, taken from the largest score of the whole tensor, sum to at least
+# this is within 60 of that score (for up to a million keys): its terms are normal floats, as
+# precise as when shifted by the row's own maximum.
+_ROW_SUM_FLOOR = 1e-20
+
+
+def _exp_rows_inplace(
+    x: np.ndarray, exact_rows: Callable[[tuple[np.ndarray, ...]], np.ndarray]
+) -> np.ndarray:
+    """exp(x - shift) over the last axis in place; returns the row sums (keepdims).
+
+    The shift is the tensor's maximum, not each row's (one fast reduction instead of one per
+    row, which numpy vectorizes poorly for short rows). Rows that sum below
+    ``_ROW_SUM_FLOOR`` (a row far below the rest, e.g. fully masked) are rebuilt from their
+    original scores, which ``exact_rows(index)`` recomputes, shifted by their own maximum.
+    """
+    top = x.max() if x.size else 0.0
+    if not np.isfinite(top):  # inf or NaN scores: shift each row by its own maximum
+        x -= x.max(axis=-1, keepdims=True)
+        np.exp(x, out=x)
+        return x.sum(axis=-1, keepdims=True)
+    x -= top
+    np.exp(x, out=x)
+    total = x.sum(axis=-1, keepdims=True)
+    low = total[..., 0] < _ROW_SUM_FLOOR
+    if low.any():
+        index = np.nonzero(low)
+        rows = exact_rows(index)
+        rows -= rows.max(axis=-1, keepdims=True)
+        np.exp(rows, out=rows)
+        x[index] = rows
+        total[index] = rows.sum(axis=-1, keepdims=True)
+    return total
+
+
+def _mha_fused(
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    bias: np.ndarray | None,
+    heads: int,
+    scale: float | None,
+    keep_of: Callable[[int, int, int], np.ndarray | None],
+    mask_filter: float,
+    attention_bias: object,
+) -> np.ndarray:
+    """MultiHeadAttention's output for separate 3-D Q, K, V (compute dtype), in few passes.
+
+    The heads are strided views that BLAS reads in place; the scale multiplies Q (S x d)
+    rather than the scores (S x T); the softmax exponentiates in place and its normalization
+    divides the (S x dv) context rather than the (S x T) probabilities; the context is written
+    straight into the merged (B, S, H * dv) layout. Softmax rows sum to one, so the value
+    bias is added to the context instead of V. The key bias is kept although the softmax
+    cancels it in exact arithmetic: on scores a mask pushed to -10000 the float rounding shows
+    it, as in onnxruntime's results.
+    """
+    b, s, hidden = q.shape
+    t, v_hidden = k.shape[1], v.shape[2]
+    if k.shape[0] != b or v.shape[0] != b or v.shape[1] != t or k.shape[2] != hidden:
+        raise ValueError(
+            f"query {list(q.shape)}, key {list(k.shape)} and value {list(v.shape)} do not fit"
+        )
+    if hidden % heads or v_hidden % heads:
+        raise ValueError(f"hidden sizes {hidden}, {v_hidden} are not multiples of {heads} heads")
+    d, dv = hidden // heads, v_hidden // heads
+    sc = q.dtype.type(1.0 / np.sqrt(d) if scale is None else scale)
+    vb = None
+    if bias is None:
+        qs = np.multiply(q, sc)
+    else:
+        if bias.shape != (2 * hidden + v_hidden,):
+            raise ValueError(f"bias of shape {list(bias.shape)} does not fit Q, K and V")
+        qs = np.add(q, bias[:hidden])
+        qs *= sc
+        k = k + bias[hidden : 2 * hidden]
+        vb = bias[2 * hidden :]
+    qh = qs.reshape(b, s, heads, d).transpose(0, 2, 1, 3)
+    kt = k.reshape(b, t, heads, d).transpose(0, 2, 3, 1)
+    scores = np.matmul(qh, kt)  # (B, H, S, T), fresh
+    keep = keep_of(b, s, t)
+    masked = None if keep is None else ~keep
+    if masked is not None:
+        np.add(scores, scores.dtype.type(mask_filter), out=scores, where=masked)
+    ab = None if attention_bias is None else _as(attention_bias, scores.dtype)
+    if ab is not None:
+        scores += ab
+
+    def exact_rows(index: tuple[np.ndarray, ...]) -> np.ndarray:
+        rows = np.matmul(qh[index][:, None, :], kt[index[0], index[1]])[:, 0, :]
+        if masked is not None:
+            rows[np.broadcast_to(masked, scores.shape)[index]] += scores.dtype.type(mask_filter)
+        if ab is not None:
+            rows += np.broadcast_to(ab, scores.shape)[index]
+        return rows
+
+    total = _exp_rows_inplace(scores, exact_rows)
+    out = np.empty((b, s, heads, dv), dtype=q.dtype)
+    by_head = out.swapaxes(1, 2)  # (B, H, S, dv) view of the merged layout
+    np.matmul(scores, v.reshape(b, t, heads, dv).transpose(0, 2, 1, 3), out=by_head)
+    np.reciprocal(total, out=total)
+    by_head *= total
+    out = out.reshape(b, s, v_hidden)
+    if vb is not None:
+        out += vb
+    return out
+
+
 def _not_supported(name: str, value: object, where: str) -> None:
     if value:
         raise errors.NotImplemented(f"{where}: attribute {name}={value} is not supported")
@@ -467,6 +574,28 @@ def multi_head_attention(
             raise ValueError("past_sequence_length / cache_indirection are not supported")
         cq, dtype = _float_input(query)
         cd = cq.dtype
+        if (
+            n_out == 1
+            and not unidirectional
+            and past_key is None
+            and past_value is None
+            and cq.ndim == 3
+            and np.ndim(key) == 3
+            and np.ndim(value) == 3
+            and (bias is None or np.ndim(bias) == 1)
+        ):
+            out = _mha_fused(
+                cq,
+                _as(key, cd),
+                _as(value, cd),
+                None if bias is None else _as(bias, cd),
+                heads,
+                scale,
+                lambda b, s, t: _key_mask(key_padding_mask, b, s, t, "key_padding_mask"),
+                mask_filter,
+                attention_bias,
+            )
+            return _as(out, dtype)
         q, k, v = _mha_inputs(
             cq,
             None if key is None else _as(key, cd),

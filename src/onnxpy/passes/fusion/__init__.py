@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from onnxpy.passes.base import Pass
+from onnxpy.passes.fusion.attention import AttentionFusion
 from onnxpy.passes.fusion.conv_activation import ConvActivationFusion, GemmActivationFusion
 from onnxpy.passes.fusion.conv_add_mul import ConvAddMulFusion
 from onnxpy.passes.fusion.conv_bn import ConvBatchNormFusion
@@ -13,6 +14,7 @@ from onnxpy.passes.fusion.skip_layer_norm import SkipLayerNormFusion
 
 __all__ = [
     "fusion_passes",
+    "AttentionFusion",
     "ConvActivationFusion",
     "GemmActivationFusion",
     "ConvAddMulFusion",
@@ -31,6 +33,7 @@ def fusion_passes() -> list[Pass]:
         BiasGeluFusion(),
         LayerNormFusion(),
         SkipLayerNormFusion(),
+        AttentionFusion(),
         ConvBatchNormFusion(),
         ConvAddMulFusion(),
         MatMulAddFusion(),
