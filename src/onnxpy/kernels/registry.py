@@ -59,6 +59,12 @@ class Kernel:
     subgraph_attributes: tuple[str, ...] = ()
     # INTS/FLOATS attributes arrive as int64/float32 NumPy arrays instead of lists.
     array_attributes: bool = False
+    # Every output is a new array that aliases no input and nothing kept between runs.
+    fresh: bool = False
+    # in_place(position) -> a run function that may write its result into input ``position``
+    # (when that input's dtype and shape allow; otherwise it computes as ``fn``). The planner
+    # uses it only where that input's buffer is provably dead after the node.
+    in_place: Callable[[int], Callable[..., Any]] | None = None
 
 
 _REGISTRY: dict[tuple[str, str], list[Kernel]] = {}
@@ -82,6 +88,8 @@ def register(
     factory: bool = False,
     subgraphs: tuple[str, ...] = (),
     array_attributes: bool = False,
+    fresh: bool = False,
+    in_place: Callable[[int], Callable[..., Any]] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator registering ``fn`` for ``op_type`` from opset ``since`` on.
 
@@ -90,6 +98,8 @@ def register(
     ``array_attributes=True`` asks for INTS and FLOATS attributes as int64 and float32 NumPy
     arrays (decoded without a Python object per element) instead of lists: for kernels whose
     attributes can hold millions of values, such as tree ensembles.
+    ``fresh=True`` promises outputs that alias nothing (see ``Kernel``); ``in_place`` gives the
+    variant that may overwrite a dead input (runtime/inplace.py decides where).
     """
 
     domain = _DOMAIN_ALIASES.get(domain, domain)
@@ -111,6 +121,8 @@ def register(
                     attrs,
                     tuple(subgraphs),
                     array_attributes=array_attributes,
+                    fresh=fresh or in_place is not None,
+                    in_place=in_place,
                 )
             )
             entries.sort(key=lambda k: k.since)

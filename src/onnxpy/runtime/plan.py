@@ -23,6 +23,7 @@ from onnxpy.kernels.registry import Kernel, NodeInfo, lookup
 from onnxpy.model.functions import ScopedNode, inline_function, schema_function
 from onnxpy.model.tensors import tensor_to_array
 from onnxpy.runtime.attributes import decode_attribute
+from onnxpy.runtime.inplace import in_place_inputs
 
 __all__ = ["Step", "Plan", "PlanBuilder", "BoundGraph"]
 
@@ -335,6 +336,7 @@ class PlanBuilder:
         steps_raw: list[
             tuple[Callable[..., Any], list[int], list[tuple[int, int]], ScopedNode]
         ] = []
+        kernels: list[Kernel] = []
         for idx in order:
             sn, kernel = expanded[idx]
             fn = self._bind(sn, kernel, types, template_values, slot_of, node_free[idx], graph)
@@ -346,6 +348,7 @@ class PlanBuilder:
                 template_values[out_slots[0][1]] = value
                 continue
             steps_raw.append((fn, in_slots, out_slots, sn))
+            kernels.append(kernel)
 
         # Lifetimes: free a value right after its last reader.
         keep = {slot_of[w] for w in wanted}
@@ -359,6 +362,24 @@ class PlanBuilder:
         for s, i in last_use.items():
             if s != NONE_SLOT and s not in keep:
                 frees[i].append(s)
+
+        # Elementwise nodes write into an input whose buffer nothing reads afterwards.
+        reuse = in_place_inputs(
+            [
+                (
+                    k.fresh,
+                    k.in_place is not None and not sn.node.attribute,
+                    ins,
+                    [o for _, o in outs],
+                )
+                for k, (_, ins, outs, sn) in zip(kernels, steps_raw, strict=True)
+            ],
+            keep,
+            last_use,
+        )
+        for i, position in reuse.items():
+            fn, ins, outs, sn = steps_raw[i]
+            steps_raw[i] = (kernels[i].in_place(position), ins, outs, sn)
 
         steps = [
             Step(

@@ -65,7 +65,37 @@ def _softplus(x: np.ndarray) -> np.ndarray:
 # -- pointwise -----------------------------------------------------------------------------------
 
 
-@register("Relu", since=(1, 6, 13, 14))
+def _relu_in_place(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, _ZEROS[x.dtype], out=x)
+
+
+def _sigmoid_in_place(x: np.ndarray) -> np.ndarray:
+    np.negative(x, out=x)
+    np.exp(x, out=x)
+    x += x.dtype.type(1)
+    return np.reciprocal(x, out=x)
+
+
+def _in_place_for_floats(
+    apply: Callable[[np.ndarray], np.ndarray],
+    kernel: Callable[..., np.ndarray],
+    dtypes: tuple[type, ...],
+) -> Callable[[int], Callable[..., np.ndarray]]:
+    """In-place variant (registry ``in_place``): ``apply`` on a writable array of ``dtypes``,
+    ``kernel`` otherwise."""
+    allowed = frozenset(np.dtype(t) for t in dtypes)
+
+    def at(position: int) -> Callable[..., np.ndarray]:
+        def run(x, /, **attributes):
+            if x.__class__ is np.ndarray and x.dtype in allowed and x.flags.writeable:
+                return apply(x)
+            return kernel(x, **attributes)
+
+        return run
+
+    return at
+
+
 def relu(x, /, *, consumed_inputs=None):
     """max(x, 0); integer types (opset 14) stay integers."""
     if x.__class__ is not np.ndarray:
@@ -77,9 +107,20 @@ def relu(x, /, *, consumed_inputs=None):
     return y if y.__class__ is np.ndarray else np.asarray(y)
 
 
-@register("Sigmoid", since=(1, 6, 13))
 def sigmoid(x, /, *, consumed_inputs=None):
     return _sigmoid_kernel(x)
+
+
+_FLOATS = (np.float16, np.float32, np.float64)
+register(
+    "Relu", since=(1, 6, 13, 14), in_place=_in_place_for_floats(_relu_in_place, relu, _FLOATS)
+)(relu)
+# float16 stays out of the in-place sigmoid: it is computed in float32 (see _sigmoid).
+register(
+    "Sigmoid",
+    since=(1, 6, 13),
+    in_place=_in_place_for_floats(_sigmoid_in_place, sigmoid, (np.float32, np.float64)),
+)(sigmoid)
 
 
 @register("Elu", since=(1, 6, 22))

@@ -533,7 +533,7 @@ def _channel_vector(b: np.ndarray, dtype: np.dtype, rank: int) -> np.ndarray:
     return b.reshape((-1,) + (1,) * (rank - 2))
 
 
-@register("Conv", since=(1, 11, 22), factory=True)
+@register("Conv", since=(1, 11, 22), factory=True, fresh=True)
 def conv(
     info: NodeInfo,
     *,

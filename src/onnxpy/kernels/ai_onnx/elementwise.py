@@ -112,10 +112,61 @@ def legacy_broadcast(
     return a, b
 
 
+_IN_PLACE_FLOATS = frozenset(np.dtype(t) for t in (np.float16, np.float32, np.float64))
+
+
+def unary_in_place(
+    ufunc: np.ufunc, kernel: Callable[[np.ndarray], np.ndarray]
+) -> Callable[[int], Callable[[np.ndarray], np.ndarray]]:
+    """The in-place variant of a unary float ufunc kernel: ``ufunc(x, out=x)`` on a writable
+    float array, ``kernel`` otherwise (the planner picks it only for dead inputs)."""
+
+    def at(position: int) -> Callable[[np.ndarray], np.ndarray]:
+        def run(x):
+            if x.__class__ is np.ndarray and x.dtype in _IN_PLACE_FLOATS and x.flags.writeable:
+                return ufunc(x, out=x)
+            return kernel(x)
+
+        return run
+
+    return at
+
+
+def _binary_in_place(
+    ufunc: np.ufunc, kernel: Callable[..., np.ndarray]
+) -> Callable[[int], Callable[..., np.ndarray]]:
+    """The in-place variant of a float arithmetic kernel: the result goes into input
+    ``position`` when both inputs share its float dtype and it already has the result's
+    shape; otherwise ``kernel`` computes as usual."""
+
+    def at(position: int) -> Callable[..., np.ndarray]:
+        def run(a, b):
+            t = b if position else a
+            if (
+                a.__class__ is np.ndarray
+                and b.__class__ is np.ndarray
+                and a.dtype == b.dtype
+                and a.dtype in _IN_PLACE_FLOATS
+                and t.flags.writeable
+                and (a.shape == b.shape or t.shape == np.broadcast_shapes(a.shape, b.shape))
+            ):
+                return ufunc(a, b, out=t)
+            return kernel(a, b)
+
+        return run
+
+    return at
+
+
 def _register_binary(
-    op: str, fn: Callable[..., np.ndarray], legacy: tuple[int, ...], modern: tuple[int, ...]
+    op: str,
+    fn: Callable[..., np.ndarray],
+    legacy: tuple[int, ...],
+    modern: tuple[int, ...],
+    ufunc: np.ufunc | None = None,
 ) -> None:
-    """Register the legacy (broadcast/axis attributes) and modern forms of a binary op."""
+    """Register the legacy (broadcast/axis attributes) and modern forms of a binary op;
+    ``ufunc`` (what ``fn`` computes for floats) gives the modern form an in-place variant."""
 
     def legacy_kernel(a, b, /, *, axis=None, broadcast=0, consumed_inputs=None):
         return fn(*legacy_broadcast(a, b, axis, broadcast))
@@ -127,7 +178,8 @@ def _register_binary(
     kernel.__name__ = op.lower()
     if legacy:
         register(op, since=legacy)(legacy_kernel)
-    register(op, since=modern)(kernel)
+    in_place = None if ufunc is None else _binary_in_place(ufunc, kernel)
+    register(op, since=modern, in_place=in_place)(kernel)
 
 
 # -- arithmetic ----------------------------------------------------------------------------------
@@ -157,10 +209,10 @@ def _power(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.power(x, y)
 
 
-_register_binary("Add", _binary(np.add), (1, 6), (7, 13, 14))
-_register_binary("Sub", _binary(np.subtract), (1, 6), (7, 13, 14))
-_register_binary("Mul", _binary(np.multiply), (1, 6), (7, 13, 14))
-_register_binary("Div", _binary(_divide), (1, 6), (7, 13, 14))
+_register_binary("Add", _binary(np.add), (1, 6), (7, 13, 14), np.add)
+_register_binary("Sub", _binary(np.subtract), (1, 6), (7, 13, 14), np.subtract)
+_register_binary("Mul", _binary(np.multiply), (1, 6), (7, 13, 14), np.multiply)
+_register_binary("Div", _binary(_divide), (1, 6), (7, 13, 14), np.divide)
 _register_binary("Pow", _binary(_power), (1,), (7, 12, 13, 15))
 
 
@@ -390,7 +442,8 @@ def _register_unary(
         return apply(x)
 
     kernel.__name__ = op.lower()
-    register(op, since=since)(kernel)
+    in_place = unary_in_place(fn, kernel) if isinstance(fn, np.ufunc) else None
+    register(op, since=since, in_place=in_place)(kernel)
 
 
 for _op, (_fn, _since) in _UNARY.items():

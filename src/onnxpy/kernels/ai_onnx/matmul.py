@@ -69,7 +69,7 @@ def matmul_float(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _as_type(np.matmul(_blas_operand(ca), _blas_operand(cb)), a.dtype)
 
 
-@register("MatMul", since=(1, 9, 13))
+@register("MatMul", since=(1, 9, 13), fresh=True)
 def matmul(a, b, /):
     """numpy.matmul semantics: N-d broadcasting over leading axes, 1-D operands promoted."""
     return matmul_float(a, b)
@@ -190,7 +190,7 @@ def gemm_legacy(a, b, c, /, *, alpha=1.0, beta=1.0, transA=0, transB=0, broadcas
     return _gemm(a, b, c, alpha, beta, transA, transB)
 
 
-@register("Gemm", since=(7, 9, 11, 13), factory=True)
+@register("Gemm", since=(7, 9, 11, 13), factory=True, fresh=True)
 def gemm(info: NodeInfo, *, alpha=1.0, beta=1.0, transA=0, transB=0):
     """alpha * A' @ B' + beta * C, C unidirectionally broadcast (optional from opset 11)."""
     return gemm_runner(info, alpha=alpha, beta=beta, transA=transA, transB=transB)

@@ -202,7 +202,7 @@ def _cast(y: np.ndarray, dtype: np.dtype) -> np.ndarray:
 # -- FusedConv -------------------------------------------------------------------------------
 
 
-@register("FusedConv", since=1, domain=MS, factory=True)
+@register("FusedConv", since=1, domain=MS, factory=True, fresh=True)
 def fused_conv(
     info: NodeInfo,
     *,
@@ -235,7 +235,7 @@ def fused_conv(
 # -- FusedGemm -------------------------------------------------------------------------------
 
 
-@register("FusedGemm", since=1, domain=MS, factory=True)
+@register("FusedGemm", since=1, domain=MS, factory=True, fresh=True)
 def fused_gemm(
     info: NodeInfo,
     *,

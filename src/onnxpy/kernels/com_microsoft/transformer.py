@@ -75,14 +75,14 @@ def _with_bias(x: object, bias: object) -> tuple[np.ndarray, np.dtype]:
 # -- activations -----------------------------------------------------------------------------
 
 
-@register("Gelu", since=1, domain=MS)
+@register("Gelu", since=1, domain=MS, fresh=True)
 def gelu(x, /) -> np.ndarray:
     """0.5 x (1 + erf(x / sqrt 2)), the exact GELU."""
     cx, dtype = _float_input(x)
     return _as(_gelu(cx), dtype)
 
 
-@register("BiasGelu", since=1, domain=MS)
+@register("BiasGelu", since=1, domain=MS, fresh=True)
 def bias_gelu(a, b, /) -> np.ndarray:
     """Gelu(A + B), B a bias broadcast along the last axis."""
     a = np.asarray(a)
