@@ -65,15 +65,44 @@ def _softplus(x: np.ndarray) -> np.ndarray:
 # -- pointwise -----------------------------------------------------------------------------------
 
 
-def _relu_in_place(x: np.ndarray) -> np.ndarray:
-    return np.maximum(x, _ZEROS[x.dtype], out=x)
+_ROW = 1024
+_ZERO_ROWS: dict[np.dtype, np.ndarray] = {}
 
 
-def _sigmoid_in_place(x: np.ndarray) -> np.ndarray:
-    np.negative(x, out=x)
-    np.exp(x, out=x)
-    x += x.dtype.type(1)
-    return np.reciprocal(x, out=x)
+def _relu_into(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """y = max(x, 0) for float arrays of one shape (``y`` may be ``x``); returns ``y``.
+
+    NumPy's maximum against a scalar runs an unvectorized loop; against a row of zeros
+    broadcast over rows of the same length it is vectorized, 2-3x faster on large buffers
+    ([256, 3136] float32: 310 -> 136 us). So contiguous arrays are taken as rows of 1024.
+    """
+    n = x.size
+    whole = n - n % _ROW
+    if whole and x.flags.c_contiguous and y.flags.c_contiguous:
+        zeros = _ZERO_ROWS.get(x.dtype)
+        if zeros is None:
+            zeros = _ZERO_ROWS[x.dtype] = np.zeros(_ROW, x.dtype)
+            zeros.flags.writeable = False
+        src, dst = x.reshape(-1), y.reshape(-1)
+        np.maximum(src[:whole].reshape(-1, _ROW), zeros, out=dst[:whole].reshape(-1, _ROW))
+        if whole < n:
+            np.maximum(src[whole:], x.dtype.type(0), out=dst[whole:])
+    else:
+        np.maximum(x, x.dtype.type(0), out=y)
+    return y
+
+
+def relu_in_place(y: np.ndarray) -> np.ndarray:
+    """max(y, 0) written into the float array ``y``; returns ``y``."""
+    return _relu_into(y, y)
+
+
+def sigmoid_in_place(y: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-y)) written into the float array ``y`` (see _sigmoid); returns ``y``."""
+    np.negative(y, out=y)
+    np.exp(y, out=y)
+    y += y.dtype.type(1)
+    return np.reciprocal(y, out=y)
 
 
 def _in_place_for_floats(
@@ -102,6 +131,8 @@ def relu(x, /, *, consumed_inputs=None):
         x = np.asarray(x)
     if x.dtype.kind == "V":
         return _float_result(np.maximum(as_compute(x), 0), x.dtype)
+    if x.dtype.kind == "f" and x.ndim:
+        return _relu_into(x, np.empty(x.shape, x.dtype))
     zero = _ZEROS.get(x.dtype)
     y = np.maximum(x, x.dtype.type(0) if zero is None else zero)
     return y if y.__class__ is np.ndarray else np.asarray(y)
@@ -112,14 +143,14 @@ def sigmoid(x, /, *, consumed_inputs=None):
 
 
 _FLOATS = (np.float16, np.float32, np.float64)
-register(
-    "Relu", since=(1, 6, 13, 14), in_place=_in_place_for_floats(_relu_in_place, relu, _FLOATS)
-)(relu)
+register("Relu", since=(1, 6, 13, 14), in_place=_in_place_for_floats(relu_in_place, relu, _FLOATS))(
+    relu
+)
 # float16 stays out of the in-place sigmoid: it is computed in float32 (see _sigmoid).
 register(
     "Sigmoid",
     since=(1, 6, 13),
-    in_place=_in_place_for_floats(_sigmoid_in_place, sigmoid, (np.float32, np.float64)),
+    in_place=_in_place_for_floats(sigmoid_in_place, sigmoid, (np.float32, np.float64)),
 )(sigmoid)
 
 

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from onnxpy.kernels.ai_onnx.activation import relu_in_place, sigmoid_in_place
 from onnxpy.kernels.ai_onnx.conv import InplaceActivation, compute_dtype, conv_runner
 from onnxpy.kernels.ai_onnx.matmul import gemm_runner
 from onnxpy.kernels.registry import NodeInfo, register
@@ -113,14 +114,6 @@ def _hard_sigmoid_inplace(alpha: float, beta: float) -> InplaceActivation:
     return act
 
 
-def _sigmoid_inplace(y: np.ndarray) -> None:
-    # 1 / (1 + exp(-y)): exp overflows to inf for very negative y, giving exactly 0.
-    np.negative(y, out=y)
-    np.exp(y, out=y)
-    y += 1
-    np.reciprocal(y, out=y)
-
-
 def _hard_swish_inplace(y: np.ndarray) -> None:
     gate = y * y.dtype.type(1 / 6)
     gate += y.dtype.type(0.5)
@@ -135,35 +128,12 @@ def _clip_inplace(lo: float, hi: float) -> InplaceActivation:
     return act
 
 
-_ZEROS: dict[np.dtype, np.ndarray] = {}
-
-
-def _zeros(dtype: np.dtype, size: int) -> np.ndarray:
-    """A shared read-only run of at least ``size`` zeros (grown by doubling)."""
-    z = _ZEROS.get(dtype)
-    if z is None or z.size < size:
-        z = np.zeros(max(size, 2 * (0 if z is None else z.size), 1 << 16), dtype=dtype)
-        z.flags.writeable = False
-        _ZEROS[dtype] = z
-    return z[:size]
-
-
-def _relu_inplace(y: np.ndarray) -> None:
-    # NumPy's maximum against a scalar takes an unvectorized loop; against an array of zeros
-    # (same layout, contiguous) it is vectorized and several times faster on large buffers.
-    if y.size >= 4096 and y.flags.c_contiguous:
-        flat = y.reshape(-1)
-        np.maximum(flat, _zeros(y.dtype, flat.size), out=flat)
-    else:
-        np.maximum(y, 0, out=y)
-
-
 # Activations that update a float32/float64 buffer in place (no temporary the size of y for
 # Relu, Tanh, Sigmoid, Clip, HardSigmoid).
 _INPLACE: dict[str, Callable[..., InplaceActivation]] = {
-    "Relu": lambda: _relu_inplace,
+    "Relu": lambda: relu_in_place,
     "Tanh": lambda: lambda y: np.tanh(y, out=y),
-    "Sigmoid": lambda: _sigmoid_inplace,
+    "Sigmoid": lambda: sigmoid_in_place,
     "HardSwish": lambda: _hard_swish_inplace,
     "LeakyRelu": _leaky_relu_inplace,
     "HardSigmoid": _hard_sigmoid_inplace,
