@@ -90,6 +90,7 @@ def _x(n, seed, dtype=np.float32, nan=0.1, offsets=(0.0, 0.25)):
 
 def _build(monkeypatch, op, since, jit, attrs):
     monkeypatch.setattr(trees, "_JIT_DISABLED", not jit)
+    monkeypatch.setattr(trees, "_JIT_MIN_WALK", 0)  # small test forests take the jit too
     fn = lookup(ML, op, since).fn(None, **attrs)
     monkeypatch.undo()
     return fn
@@ -253,6 +254,18 @@ def test_tree_ensemble_matches_onnxruntime():
         )
 
 
+def _runner_of(fn):
+    """The forest runner a tree kernel's run function closes over."""
+    for cell in fn.__closure__:
+        try:
+            value = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if isinstance(value, trees._Runner):
+            return value
+    raise AssertionError("no forest runner in the kernel's closure")
+
+
 @pytest.mark.parametrize("kind", ["classifier", "regressor"])
 def test_sklearn_forests_match_onnxruntime(kind):
     ort = pytest.importorskip("onnxruntime")
@@ -263,16 +276,18 @@ def test_sklearn_forests_match_onnxruntime(kind):
 
     if kind == "classifier":
         x, y = make_classification(400, 8, n_informative=5, n_classes=3, random_state=0)
-        model = ensemble.RandomForestClassifier(n_estimators=60, max_depth=10, random_state=0)
+        model = ensemble.RandomForestClassifier(n_estimators=110, max_depth=10, random_state=0)
     else:
         x, y = make_regression(400, 8, n_targets=2, random_state=0)
-        model = ensemble.RandomForestRegressor(n_estimators=60, max_depth=10, random_state=0)
+        model = ensemble.RandomForestRegressor(n_estimators=110, max_depth=10, random_state=0)
     x = x.astype(np.float32)
     model.fit(x, y)
     opts = {id(model): {"zipmap": False}} if kind == "classifier" else None
     data = to_onnx(model, x[:1], options=opts).SerializeToString()
     ref = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     sess = onnxpy.InferenceSession(data)
+    if trees._jit_module() is not None:  # 110 trees x 10 levels: the compiled walk
+        assert _runner_of(sess._plan_for(None).steps[0].fn).jit is not None
     for n in (0, 1, 7, 400):
         xs = x[:n]
         got, want = sess.run(None, {"X": xs}), ref.run(None, {"X": xs})
@@ -310,6 +325,29 @@ def test_numba_is_imported_only_for_tree_kernels():
         assert lines[1] == "False"
     else:
         assert lines[1] == "True"
+
+
+def test_small_forest_does_not_load_numba():
+    """Below trees x levels = _JIT_MIN_WALK the NumPy walk serves (no LLVM in the process)."""
+    code = (
+        "import sys, numpy as np, onnxpy\n"
+        "from onnx import TensorProto, helper\n"
+        "node = helper.make_node('TreeEnsembleRegressor', ['X'], ['Y'], domain='ai.onnx.ml',\n"
+        "    n_targets=1, nodes_treeids=[0, 0, 0], nodes_nodeids=[0, 1, 2],\n"
+        "    nodes_featureids=[0, 0, 0], nodes_values=[0.5, 0, 0],\n"
+        "    nodes_modes=['BRANCH_LEQ', 'LEAF', 'LEAF'], nodes_truenodeids=[1, 0, 0],\n"
+        "    nodes_falsenodeids=[2, 0, 0], target_treeids=[0, 0], target_nodeids=[1, 2],\n"
+        "    target_ids=[0, 0], target_weights=[-1.0, 1.0])\n"
+        "g = helper.make_graph([node], 'g',\n"
+        "    [helper.make_tensor_value_info('X', TensorProto.FLOAT, [None, 1])],\n"
+        "    [helper.make_tensor_value_info('Y', TensorProto.FLOAT, [None, 1])])\n"
+        "m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 17),\n"
+        "    helper.make_opsetid('ai.onnx.ml', 3)])\n"
+        "s = onnxpy.InferenceSession(m.SerializeToString())\n"
+        "y = s.run(None, {'X': np.array([[0.0], [1.0]], np.float32)})[0]\n"
+        "print(y.ravel().tolist(), 'numba' in sys.modules)\n"
+    )
+    assert _python(code) == "[-1.0, 1.0] False"
 
 
 def test_disable_jit_environment_variable():
