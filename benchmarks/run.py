@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -315,10 +315,12 @@ def _last_error_line(err: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def measure_pair(model: str, runtime: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+def measure_pair(
+    model: str, runtime: str, args: argparse.Namespace, tmp: Path, budget: Budget | None = None
+) -> dict[str, Any]:
     """One (model, runtime) result: session time, per-batch latency, peak RSS, error if any."""
     plan = PLANS[model]
-    budget: Budget = args.budget
+    budget = budget or args.budget
     cfg = {
         "model": model,
         "runtime": runtime,
@@ -342,6 +344,36 @@ def measure_pair(model: str, runtime: str, args: argparse.Namespace, tmp: Path) 
             res["rss_import_mb"] = r["rss_mb"]
         if "rss_mb" in r:
             res["rss_mb"] = r["rss_mb"]
+    return res
+
+
+def merge_rounds(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result from several rounds of the same pair: per batch the median of the rounds'
+    medians, p90s and means (a round hit by a slow spell of the shared machine moves it
+    little), the median session time, the highest peak RSS; ``rounds`` records how many."""
+    if len(results) == 1:
+        return results[0]
+    res = dict(results[0])
+    res["rounds"] = len(results)
+    res["error"] = next((r["error"] for r in results if r.get("error")), None)
+    for key in ("create_s", "import_s"):
+        values = [r[key] for r in results if key in r]
+        if values:
+            res[key] = float(np.median(values))
+    rss = [r["rss_mb"] for r in results if "rss_mb" in r]
+    if rss:
+        res["rss_mb"] = max(rss)
+    res["batches"] = {}
+    for batch, first in results[0]["batches"].items():
+        timed = [r["batches"][batch] for r in results if "median_s" in r["batches"].get(batch, {})]
+        if len(timed) < len(results):
+            res["batches"][batch] = first
+            continue
+        merged = dict(first)
+        for key in ("median_s", "p90_s", "mean_s"):
+            merged[key] = float(np.median([t[key] for t in timed]))
+        merged["repeats"] = sum(t["repeats"] for t in timed)
+        res["batches"][batch] = merged
     return res
 
 
@@ -431,8 +463,19 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
 def measure_model(model: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     plan = PLANS[model]
     entry: dict[str, Any] = {"plan": asdict(plan), "runtimes": {}}
-    for runtime in runtimes_for(model, args.runtimes):
-        res = measure_pair(model, runtime, args, tmp)
+    runtimes = runtimes_for(model, args.runtimes)
+    compared = [r for r in runtimes if r in (REFERENCE, "onnxpy")]
+    rounds: dict[str, list[dict[str, Any]]] = {r: [] for r in compared}
+    n_rounds = max(1, args.rounds) if len(compared) == 2 else 1
+    share = replace(args.budget, seconds=args.budget.seconds / n_rounds)
+    for _ in range(n_rounds):
+        for runtime in compared:  # alternate, so that drift in machine speed hits both
+            rounds[runtime].append(measure_pair(model, runtime, args, tmp, share))
+    for runtime in runtimes:
+        if runtime in rounds:
+            res = merge_rounds(rounds[runtime])
+        else:
+            res = measure_pair(model, runtime, args, tmp)
         if runtime != REFERENCE:
             res["agreement"] = agreement(model, runtime, res["batches"], tmp)
         entry["runtimes"][runtime] = res
@@ -483,6 +526,7 @@ def environment(args: argparse.Namespace) -> dict[str, Any]:
         "versions": versions,
         "threads": args.threads,
         "budget": asdict(args.budget),
+        "rounds": args.rounds,
         "command": " ".join(["python -m benchmarks.run", *sys.argv[1:]]),
     }
 
@@ -671,6 +715,10 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"a warm-up and repeats for ~{budget['seconds']:g} s (at least {budget['min_repeats']}, "
         f"at most {budget['max_repeats']}); a runtime whose single run exceeds "
         f"{budget['cap']:g} s is skipped for that batch.",
+        f"- onnxruntime and onnxpy are measured in {env.get('rounds', 1)} alternating rounds "
+        "(each a fresh process with that share of the time budget); the tables give the median "
+        "of the rounds' medians (and p90s), so a slow spell of the shared machine during one "
+        "process moves them little.",
         "- Peak RSS is the child's high-water mark (`VmHWM`, interpreter and imports included; "
         "`ru_maxrss` would include the parent's size at fork time on Linux). "
         "Session time for scikit-learn is the unpickling time.",
@@ -758,6 +806,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="1 s per measurement, 20 s cap")
     p.add_argument("--seconds", type=float, help="time budget per measurement (default 8)")
     p.add_argument("--max-repeats", type=int, default=1000)
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="alternating onnxruntime/onnxpy rounds per model, each a fresh process with the "
+        "budget split between them (default 3; medians of the rounds are reported)",
+    )
     p.add_argument("--cap", type=float, help="skip a runtime when one run exceeds this (s)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--no-profile", dest="profile", action="store_false")
