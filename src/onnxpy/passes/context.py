@@ -10,7 +10,7 @@ Subgraph bodies (If/Loop/Scan) are never edited: names they read are *pinned*.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, TypeProto, helper
@@ -204,6 +204,13 @@ class GraphContext:
         self._index(i, self.graph.node[i])
         self._names.update(new.input)
         self._names.update(new.output)
+
+    def fuse(self, removed: Iterable[int], at: int, new: NodeProto) -> None:
+        """Replace a matched pattern: drop nodes ``removed`` and put ``new`` at ``at`` (the
+        position of the pattern's last node, so every input of ``new`` is defined before)."""
+        for j in removed:
+            self.remove(j)
+        self.replace_node(at, new)
 
     def _redirect_readers(self, old: str, new: str) -> None:
         for i in self.uses(old):

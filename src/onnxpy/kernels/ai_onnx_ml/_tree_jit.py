@@ -209,6 +209,9 @@ def packed_walk(
         _finish(out, function, n_trees)
 
 
+# slot_walk repeats packed_walk's loops on purpose: one walk taking the step function as an
+# argument measured 36-40 us instead of 28 us on the 300-tree forest at batch 1 (numba does
+# not inline a function passed as a value) and is not cached on disk.
 def slot_walk(
     x,
     roots,

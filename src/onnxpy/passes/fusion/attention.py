@@ -328,9 +328,7 @@ class AttentionFusion(Pass):
                 domain=MS,
                 **attrs,
             )
-            for j in removed:
-                ctx.remove(j)
-            ctx.replace_node(last, fused)
+            ctx.fuse(removed, last, fused)
             changed = True
         return changed
 

@@ -103,9 +103,7 @@ class GeluFusion(Pass):
             gelu = helper.make_node(
                 "Gelu", [x], [out], name=ctx.fresh_name(f"{node.name or 'Erf'}_gelu"), domain=MS
             )
-            for j in removed:
-                ctx.remove(j)
-            ctx.replace_node(last, gelu)
+            ctx.fuse(removed, last, gelu)
             changed = True
         return changed
 

@@ -51,9 +51,7 @@ class LayerNormFusion(Pass):
                 axis=-1,
                 epsilon=eps,
             )
-            ctx.replace_node(last[0], ln)
-            for j in removed:
-                ctx.remove(j)
+            ctx.fuse(removed, last[0], ln)
             changed = True
         return changed
 

@@ -64,10 +64,7 @@ class SkipLayerNormFusion(Pass):
                 domain=MS,
                 epsilon=1e-5 if eps is None else float(eps),
             )
-            for j in removed:
-                ctx.remove(j)
-            ctx.remove(i)
-            ctx.replace_node(k, fused)
+            ctx.fuse([*removed, i], k, fused)
             changed = True
         return changed
 
