@@ -445,7 +445,12 @@ def _node_macs(node: Any, out: list[int], a: list[int], w: list[int]) -> int:
 
 
 def run_all(args: argparse.Namespace) -> dict[str, Any]:
-    """Build the zoo, measure every pair, the GEMM roof and the profiles."""
+    """Build the zoo, measure every pair, the GEMM roof and the profiles.
+
+    onnxruntime and onnxpy are timed in ``args.rounds`` passes over the whole zoo, alternating
+    within each model: a pair's rounds lie minutes apart, so a slow spell of the shared
+    machine (they last minutes) reaches one round of a pair, not all of them.
+    """
     results: dict[str, Any] = {"env": environment(args), "models": {}}
     with tempfile.TemporaryDirectory(prefix="onnxpy-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -453,24 +458,41 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
             t0 = time.perf_counter()
             zoo.build(model)
             print(f"[{model}] built/cached in {time.perf_counter() - t0:.1f} s", flush=True)
-            results["models"][model] = measure_model(model, args, tmp)
+        rounds = measure_rounds(args, tmp)
+        for model in args.models:
+            results["models"][model] = measure_model(model, args, tmp, rounds[model])
         if any(PLANS[m].flops for m in args.models):
             gemm, err = spawn("gemm", {"threads": args.threads, "budget": asdict(args.budget)}, 600)
             results["gemm"] = gemm[0] if gemm else {"error": err}
     return results
 
 
-def measure_model(model: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+def _compared(model: str, args: argparse.Namespace) -> list[str]:
+    """The runtimes timed in rounds: onnxruntime and onnxpy, when both are wanted."""
+    compared = [r for r in runtimes_for(model, args.runtimes) if r in (REFERENCE, "onnxpy")]
+    return compared if len(compared) == 2 else []
+
+
+def measure_rounds(args: argparse.Namespace, tmp: Path) -> dict[str, dict[str, list[dict]]]:
+    """{model: {runtime: [one result per round]}} for the compared runtimes."""
+    n_rounds = max(1, args.rounds)
+    share = replace(args.budget, seconds=args.budget.seconds / n_rounds)
+    rounds: dict[str, dict[str, list[dict]]] = {m: {} for m in args.models}
+    for r in range(n_rounds):
+        for model in args.models:
+            for runtime in _compared(model, args):
+                res = measure_pair(model, runtime, args, tmp, share)
+                rounds[model].setdefault(runtime, []).append(res)
+                print(f"[{model}] round {r + 1} {runtime}: {_summary(res)}", flush=True)
+    return rounds
+
+
+def measure_model(
+    model: str, args: argparse.Namespace, tmp: Path, rounds: dict[str, list[dict]]
+) -> dict[str, Any]:
     plan = PLANS[model]
     entry: dict[str, Any] = {"plan": asdict(plan), "runtimes": {}}
     runtimes = runtimes_for(model, args.runtimes)
-    compared = [r for r in runtimes if r in (REFERENCE, "onnxpy")]
-    rounds: dict[str, list[dict[str, Any]]] = {r: [] for r in compared}
-    n_rounds = max(1, args.rounds) if len(compared) == 2 else 1
-    share = replace(args.budget, seconds=args.budget.seconds / n_rounds)
-    for _ in range(n_rounds):
-        for runtime in compared:  # alternate, so that drift in machine speed hits both
-            rounds[runtime].append(measure_pair(model, runtime, args, tmp, share))
     for runtime in runtimes:
         if runtime in rounds:
             res = merge_rounds(rounds[runtime])
@@ -715,10 +737,10 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"a warm-up and repeats for ~{budget['seconds']:g} s (at least {budget['min_repeats']}, "
         f"at most {budget['max_repeats']}); a runtime whose single run exceeds "
         f"{budget['cap']:g} s is skipped for that batch.",
-        f"- onnxruntime and onnxpy are measured in {env.get('rounds', 1)} alternating rounds "
-        "(each a fresh process with that share of the time budget); the tables give the median "
-        "of the rounds' medians (and p90s), so a slow spell of the shared machine during one "
-        "process moves them little.",
+        f"- onnxruntime and onnxpy are measured in {env.get('rounds', 1)} passes over the whole "
+        "zoo (each pair a fresh process per pass, with that share of the time budget); the "
+        "tables give the median of the passes' medians (and p90s), so a slow spell of the "
+        "shared machine, which lasts minutes, reaches one pass of a pair rather than all.",
         "- Peak RSS is the child's high-water mark (`VmHWM`, interpreter and imports included; "
         "`ru_maxrss` would include the parent's size at fork time on Linux). "
         "Session time for scikit-learn is the unpickling time.",
@@ -810,8 +832,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--rounds",
         type=int,
         default=3,
-        help="alternating onnxruntime/onnxpy rounds per model, each a fresh process with the "
-        "budget split between them (default 3; medians of the rounds are reported)",
+        help="passes over the zoo timing onnxruntime and onnxpy, each pair a fresh process per "
+        "pass with that share of the budget (default 3; medians of the passes are reported)",
     )
     p.add_argument("--cap", type=float, help="skip a runtime when one run exceeds this (s)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
