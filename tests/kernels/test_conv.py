@@ -9,45 +9,16 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-import onnx
 import pytest
-from onnx import helper, numpy_helper
 
-import onnxpy
-from onnxpy.types import elem_type_of
+from tests.kernels import single_node
 
 RNG = np.random.default_rng(7)
 
 
-def run(op, inputs, opset=22, constants=(), outputs=1, out_dtype=None, out_rank=None, **attrs):
-    """One-node model; inputs listed in ``constants`` (positions) become initializers.
-
-    Outputs are declared with ``out_dtype`` / ``out_rank`` (default: those of the first input).
-    """
-    first = np.asarray(inputs[0])
-    out_type = elem_type_of(np.dtype(out_dtype or first.dtype))
-    out_shape = [None] * (first.ndim if out_rank is None else out_rank)
-    names = [f"x{i}" if v is not None else "" for i, v in enumerate(inputs)]
-    node = helper.make_node(op, names, [f"y{i}" for i in range(outputs)], **attrs)
-    graph_inputs, inits, feeds = [], [], {}
-    for i, (n, v) in enumerate(zip(names, inputs, strict=True)):
-        if not n:
-            continue
-        v = np.asarray(v)
-        if i in constants:
-            inits.append(numpy_helper.from_array(v, n))
-        else:
-            graph_inputs.append(helper.make_tensor_value_info(n, elem_type_of(v.dtype), v.shape))
-            feeds[n] = v
-    graph_outputs = [
-        helper.make_tensor_value_info(f"y{i}", out_type, out_shape) for i in range(outputs)
-    ]
-    graph = helper.make_graph([node], "g", graph_inputs, graph_outputs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = min(model.ir_version, onnx.IR_VERSION)
-    sess = onnxpy.InferenceSession(model.SerializeToString())
-    res = sess.run(None, feeds)
-    return res if outputs > 1 else res[0]
+def run(op, inputs, opset=22, **kw):
+    """One node; ``constants`` (positions) become initializers, outputs are like input 0."""
+    return single_node.run(op, inputs, opset, like_input=True, **kw)
 
 
 def naive_conv(x, w, b=None, strides=None, pads=None, dilations=None, group=1):
@@ -215,7 +186,7 @@ def test_conv_integer_zero_points_per_channel(constants):
         [x, w, xz, wz],
         opset=10,
         constants=constants,
-        out_dtype=np.int32,
+        out_types=np.int32,
         pads=[1, 1, 0, 0],
     )
     assert y.dtype == np.int32

@@ -9,37 +9,10 @@ import math
 
 import ml_dtypes
 import numpy as np
-import onnx
 import pytest
-from onnx import helper
 
 import onnxpy
-from onnxpy.types import elem_type_of
-
-
-def run(op, inputs, opset=None, outputs=1, **attrs):
-    """Run one ``op`` node on ``inputs`` (None = omitted optional input) through a session."""
-    names = [f"x{i}" if v is not None else "" for i, v in enumerate(inputs)]
-    node = helper.make_node(op, names, [f"y{i}" for i in range(outputs)], **attrs)
-    graph_inputs = [
-        helper.make_tensor_value_info(n, elem_type_of(np.asarray(v).dtype), np.shape(v))
-        for n, v in zip(names, inputs, strict=True)
-        if n
-    ]
-    # Declared output types do not matter to the run; the checker wants some tensor type.
-    graph_outputs = [
-        helper.make_tensor_value_info(f"y{i}", onnx.TensorProto.FLOAT, [None])
-        for i in range(outputs)
-    ]
-    graph = helper.make_graph([node], "g", graph_inputs, graph_outputs)
-    imports = [helper.make_opsetid("", opset)] if opset else None
-    model = helper.make_model(graph, opset_imports=imports)
-    model.ir_version = min(model.ir_version, onnx.IR_VERSION)
-    sess = onnxpy.InferenceSession(model.SerializeToString())
-    feeds = {n: np.asarray(v) for n, v in zip(names, inputs, strict=True) if n}
-    result = sess.run(None, feeds)
-    return result[0] if outputs == 1 else result
-
+from tests.kernels.single_node import run
 
 # -- legacy broadcasting (opsets 1-6) ------------------------------------------------------------
 

@@ -13,30 +13,13 @@ import pytest
 from onnx import helper
 
 import onnxpy
-from onnxpy.types import elem_type_of
+from tests.kernels import single_node
 
 RNG = np.random.default_rng(3)
 
 
-def run(op, inputs, opset=22, out_dtype=None, out_rank=None, **attrs):
-    names = [f"x{i}" if v is not None else "" for i, v in enumerate(inputs)]
-    node = helper.make_node(op, names, ["y"], **attrs)
-    graph_inputs = [
-        helper.make_tensor_value_info(n, elem_type_of(np.asarray(v).dtype), np.shape(v))
-        for n, v in zip(names, inputs, strict=True)
-        if n
-    ]
-    first = np.asarray(inputs[0])
-    out = helper.make_tensor_value_info(
-        "y",
-        elem_type_of(np.dtype(out_dtype or first.dtype)),
-        [None] * (first.ndim if out_rank is None else out_rank),
-    )
-    graph = helper.make_graph([node], "g", graph_inputs, [out])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = min(model.ir_version, onnx.IR_VERSION)
-    sess = onnxpy.InferenceSession(model.SerializeToString())
-    return sess.run(None, {n: np.asarray(v) for n, v in zip(names, inputs, strict=True) if n})[0]
+def run(op, inputs, opset=22, **kw):
+    return single_node.run(op, inputs, opset, like_input=True, **kw)
 
 
 def f32(*v):
@@ -174,7 +157,7 @@ def test_nms_center_point_boxes_and_score_threshold():
         "NonMaxSuppression",
         [boxes, scores, np.array([10]), f32(0.5), f32(0.2)],
         opset=11,
-        out_dtype=np.int64,
+        out_types=np.int64,
         out_rank=2,
         center_point_box=1,
     )
@@ -185,7 +168,7 @@ def test_nms_center_point_boxes_and_score_threshold():
 def test_nms_without_max_output_selects_nothing():
     boxes = np.zeros((1, 2, 4), dtype=np.float32)
     scores = np.ones((1, 1, 2), dtype=np.float32)
-    y = run("NonMaxSuppression", [boxes, scores], opset=10, out_dtype=np.int64, out_rank=2)
+    y = run("NonMaxSuppression", [boxes, scores], opset=10, out_types=np.int64, out_rank=2)
     assert y.shape == (0, 3) and y.dtype == np.int64
 
 

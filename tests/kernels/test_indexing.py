@@ -7,37 +7,15 @@ Expectations are worked by hand.
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto as T
-from onnx import helper
 
 import onnxpy
-from onnxpy.types import elem_type_of
+from tests.kernels.single_node import run_named as run_node
 
 F = np.float32
 S = np.array([["a", "b", "c"], ["d", "e", "f"]], dtype=object)
 X = np.array([[1, 2, 3], [4, 5, 6]], F)
-
-
-def run_node(op, feeds, out_types, opset=18, **attrs):
-    """Run one ``op`` node on ``feeds`` (in input order); outputs are y0, y1..."""
-    inputs = [
-        helper.make_tensor_value_info(n, elem_type_of(np.asarray(v).dtype), np.shape(v))
-        for n, v in feeds.items()
-    ]
-    outputs = [helper.make_tensor_value_info(f"y{i}", t, None) for i, t in enumerate(out_types)]
-    node = helper.make_node(op, list(feeds), [o.name for o in outputs], **attrs)
-    graph = helper.make_graph([node], "g", inputs, outputs)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = min(model.ir_version, onnx.IR_VERSION)
-    # The checker wants a shape on every graph output: let ONNX inference supply it, and
-    # declare an (advisory) empty shape where inference cannot.
-    model = onnx.shape_inference.infer_shapes(model)
-    for o in model.graph.output:
-        o.type.tensor_type.shape.SetInParent()
-    result = onnxpy.InferenceSession(model.SerializeToString()).run(None, feeds)
-    return result[0] if len(result) == 1 else result
 
 
 def i32(*v):

@@ -13,26 +13,9 @@ import pytest
 from onnx import helper
 
 import onnxpy
-from onnxpy.types import elem_type_of
+from tests.kernels.single_node import run
 
 RNG = np.random.default_rng(11)
-
-
-def run(op, inputs, opset, **attrs):
-    names = [f"x{i}" if v is not None else "" for i, v in enumerate(inputs)]
-    node = helper.make_node(op, names, ["y"], **attrs)
-    graph_inputs = [
-        helper.make_tensor_value_info(n, elem_type_of(np.asarray(v).dtype), np.shape(v))
-        for n, v in zip(names, inputs, strict=True)
-        if n
-    ]
-    graph_outputs = [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [None])]
-    graph = helper.make_graph([node], "g", graph_inputs, graph_outputs)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 8
-    sess = onnxpy.InferenceSession(model.SerializeToString())
-    feeds = {n: np.asarray(v) for n, v in zip(names, inputs, strict=True) if n}
-    return sess.run(None, feeds)[0]
 
 
 def ints(*shape, lo=-5, hi=6, dtype=np.int64):

@@ -17,48 +17,15 @@ import onnxpy
 from onnxpy.kernels import registered_ops
 from onnxpy.kernels.ai_onnx_ml import trees
 from onnxpy.types import elem_type_of
+from tests.kernels import single_node
 
 ML = "ai.onnx.ml"
 
 
-def _value_info(name, value):
-    if isinstance(value, dict):
-        key = TensorProto.STRING if isinstance(next(iter(value), ""), str) else TensorProto.INT64
-        sample = next(iter(value.values()), 0.0)
-        val = (
-            TensorProto.STRING
-            if isinstance(sample, str)
-            else TensorProto.INT64
-            if isinstance(sample, int)
-            else TensorProto.FLOAT
-        )
-        tp = helper.make_map_type_proto(key, helper.make_tensor_type_proto(val, None))
-        return helper.make_value_info(name, tp)
-    arr = np.asarray(value)
-    return helper.make_tensor_value_info(name, elem_type_of(arr.dtype), [None] * arr.ndim)
-
-
-def run(op, inputs, outputs=1, ml_opset=3, out_types=None, **attrs):
+def run(op, inputs, outputs=1, ml_opset=3, **kw):
     """Run one ai.onnx.ml node through a session; ``inputs`` are positional values."""
-    names = [f"x{i}" for i in range(len(inputs))]
-    out_names = [f"y{i}" for i in range(outputs)]
-    node = helper.make_node(op, names, out_names, domain=ML, **attrs)
-    out_types = out_types or [TensorProto.FLOAT] * outputs
-    graph_outputs = []
-    for name, t in zip(out_names, out_types, strict=True):
-        if isinstance(t, onnx.TypeProto):
-            graph_outputs.append(helper.make_value_info(name, t))
-        else:
-            graph_outputs.append(helper.make_tensor_value_info(name, t, [None]))
-    graph = helper.make_graph(
-        [node], "g", [_value_info(n, v) for n, v in zip(names, inputs, strict=True)], graph_outputs
-    )
-    opsets = [helper.make_opsetid("", 21), helper.make_opsetid(ML, ml_opset)]
-    model = helper.make_model(graph, opset_imports=opsets)
-    model.ir_version = 10
-    sess = onnxpy.InferenceSession(model.SerializeToString())
-    result = sess.run(None, dict(zip(names, inputs, strict=True)))
-    return result[0] if outputs == 1 else result
+    kw.update(domain=ML, opsets={"": 21}, ir_version=10, unknown_dims=True)
+    return single_node.run(op, inputs, ml_opset, outputs, **kw)
 
 
 def test_every_ml_schema_version_is_registered():

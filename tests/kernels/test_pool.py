@@ -9,37 +9,15 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-import onnx
 import pytest
-from onnx import helper
 
-import onnxpy
-from onnxpy.types import elem_type_of
+from tests.kernels import single_node
 
 RNG = np.random.default_rng(11)
 
 
-def run(op, inputs, opset=22, outputs=1, out_dtypes=None, out_rank=None, **attrs):
-    names = [f"x{i}" if v is not None else "" for i, v in enumerate(inputs)]
-    node = helper.make_node(op, names, [f"y{i}" for i in range(outputs)], **attrs)
-    graph_inputs = [
-        helper.make_tensor_value_info(n, elem_type_of(np.asarray(v).dtype), np.shape(v))
-        for n, v in zip(names, inputs, strict=True)
-        if n
-    ]
-    first = np.asarray(inputs[0])
-    dtypes = out_dtypes or [first.dtype] * outputs
-    rank = first.ndim if out_rank is None else out_rank
-    graph_outputs = [
-        helper.make_tensor_value_info(f"y{i}", elem_type_of(np.dtype(dtypes[i])), [None] * rank)
-        for i in range(outputs)
-    ]
-    graph = helper.make_graph([node], "g", graph_inputs, graph_outputs)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = min(model.ir_version, onnx.IR_VERSION)
-    sess = onnxpy.InferenceSession(model.SerializeToString())
-    res = sess.run(None, {n: np.asarray(v) for n, v in zip(names, inputs, strict=True) if n})
-    return res if outputs > 1 else res[0]
+def run(op, inputs, opset=22, **kw):
+    return single_node.run(op, inputs, opset, like_input=True, **kw)
 
 
 def windows(x_shape, out, kernel, strides, pads, dilations):
@@ -84,7 +62,7 @@ def test_maxpool_float64_asymmetric_pads_dilations_ceil_with_indices():
     )
     # H: (7 + 3 - 3) / 2 + 1 = 4.5 -> ceil 5; the last start 8 >= 7 + 1 -> 4.
     # W: (6 + 1 - 3) / 2 + 1 = 3.
-    y, i = run("MaxPool", [x], outputs=2, out_dtypes=[np.float64, np.int64], **attrs)
+    y, i = run("MaxPool", [x], outputs=2, out_types=[np.float64, np.int64], **attrs)
     ey, ei = naive_pool(x, (4, 3), [3, 2], [2, 2], [1, 0, 2, 1], [1, 2], "max")
     assert y.dtype == np.float64 and i.dtype == np.int64
     np.testing.assert_array_equal(y, ey)
@@ -97,7 +75,7 @@ def test_maxpool_indices_column_major():
         "MaxPool",
         [x],
         outputs=2,
-        out_dtypes=[np.float32, np.int64],
+        out_types=[np.float32, np.int64],
         kernel_shape=[2, 2],
         strides=[2, 2],
         storage_order=1,

@@ -8,32 +8,15 @@ from __future__ import annotations
 
 import ml_dtypes
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper
+from onnx import TensorProto
 
 import onnxpy
-from onnxpy.types import elem_type_of
+from tests.kernels import single_node
 
 
-def run(op, inputs, opset=25, outputs=1, **attrs):
-    names = [f"x{i}" if v is not None else "" for i, v in enumerate(inputs)]
-    node = helper.make_node(op, names, [f"y{i}" for i in range(outputs)], **attrs)
-    graph_inputs = [
-        helper.make_tensor_value_info(n, elem_type_of(np.asarray(v).dtype), np.shape(v))
-        for n, v in zip(names, inputs, strict=True)
-        if n
-    ]
-    outs = [
-        helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, [None]) for i in range(outputs)
-    ]
-    graph = helper.make_graph([node], "g", graph_inputs, outs)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = min(model.ir_version, onnx.IR_VERSION)
-    sess = onnxpy.InferenceSession(model.SerializeToString())
-    feeds = {n: np.asarray(v) for n, v in zip(names, inputs, strict=True) if n}
-    result = sess.run(None, feeds)
-    return result[0] if outputs == 1 else result
+def run(op, inputs, opset=25, **kw):
+    return single_node.run(op, inputs, opset, **kw)
 
 
 def test_quantize_rounds_half_to_even():

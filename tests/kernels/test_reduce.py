@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 import onnxpy
-from tests.kernels.single_node import run as run_node
+from tests.kernels import single_node
 
 
-def run(op, inputs, opset=18, outputs=1, **attrs):
-    return run_node(op, inputs, opset, outputs, **attrs)
+def run(op, inputs, opset=18, **kw):
+    return single_node.run(op, inputs, opset, **kw)
 
 
 X = np.array([[1, -2, 3], [4, 5, -6]])

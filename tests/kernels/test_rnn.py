@@ -7,34 +7,15 @@ of the specification.
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
-from onnx import helper
 
-import onnxpy
-from onnxpy.types import elem_type_of
+from tests.kernels import single_node
 
 RNG = np.random.default_rng(1234)
 
 
 def run(op, inputs, outputs, opset=22, **attrs):
-    names = [f"x{i}" if v is not None else "" for i, v in enumerate(inputs)]
-    node = helper.make_node(op, names, [f"y{i}" for i in range(outputs)], **attrs)
-    graph_inputs = [
-        helper.make_tensor_value_info(n, elem_type_of(np.asarray(v).dtype), np.shape(v))
-        for n, v in zip(names, inputs, strict=True)
-        if n
-    ]
-    graph_outputs = [
-        helper.make_tensor_value_info(f"y{i}", onnx.TensorProto.FLOAT, [None])
-        for i in range(outputs)
-    ]
-    graph = helper.make_graph([node], "g", graph_inputs, graph_outputs)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = min(model.ir_version, onnx.IR_VERSION)
-    sess = onnxpy.InferenceSession(model.SerializeToString())
-    feeds = {n: np.asarray(v) for n, v in zip(names, inputs, strict=True) if n}
-    return sess.run(None, feeds)
+    return single_node.run(op, inputs, opset, outputs, **attrs)
 
 
 def sigmoid(v):

@@ -6,12 +6,12 @@ Expectations are worked by hand.
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto as T
 from onnx import helper
 
 import onnxpy
+from tests.kernels import single_node
 
 
 def seq_type(elem=T.FLOAT, shape=None):
@@ -27,10 +27,7 @@ def tensor(name, elem=T.FLOAT, shape=None):
 
 
 def run(nodes, inputs, outputs, feeds, opset=18):
-    graph = helper.make_graph(nodes, "g", inputs, outputs)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = min(model.ir_version, onnx.IR_VERSION)
-    return onnxpy.InferenceSession(model.SerializeToString()).run(None, feeds)
+    return single_node.run_graph(nodes, inputs, outputs, feeds, opset)
 
 
 A = np.array([1.0], np.float32)

@@ -6,42 +6,15 @@ Expectations are worked by hand (or from NumPy identities independent of the ker
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto as T
 from onnx import helper
 
 import onnxpy
-from onnxpy.types import elem_type_of
+from tests.kernels.single_node import run_named as run_node
 
 F = np.float32
 S = np.array([["a", "b", "c"], ["d", "e", "f"]], dtype=object)
-
-
-def run_node(op, feeds, out_types, opset=18, initializers=None, **attrs):
-    """Run one ``op`` node; ``feeds`` in input order ('' = omitted), outputs y0, y1..."""
-    initializers = initializers or {}
-    inputs = [
-        helper.make_tensor_value_info(n, elem_type_of(np.asarray(v).dtype), np.shape(v))
-        for n, v in feeds.items()
-        if n
-    ]
-    inits = [onnx.numpy_helper.from_array(np.asarray(v), n) for n, v in initializers.items()]
-    outputs = [helper.make_tensor_value_info(f"y{i}", t, None) for i, t in enumerate(out_types)]
-    node = helper.make_node(
-        op, list(feeds) + list(initializers), [o.name for o in outputs], **attrs
-    )
-    graph = helper.make_graph([node], "g", inputs, outputs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = min(model.ir_version, onnx.IR_VERSION)
-    # The checker wants a shape on every graph output: let ONNX inference supply it, and
-    # declare an (advisory) empty shape where inference cannot (e.g. invalid nodes).
-    model = onnx.shape_inference.infer_shapes(model)
-    for o in model.graph.output:
-        o.type.tensor_type.shape.SetInParent()
-    sess = onnxpy.InferenceSession(model.SerializeToString())
-    result = sess.run(None, {n: v for n, v in feeds.items() if n})
-    return result[0] if len(result) == 1 else result
 
 
 def i64(*v):

@@ -9,31 +9,17 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper
+from onnx import TensorProto
 
 import onnxpy
-from onnxpy.types import elem_type_of
+from tests.kernels import single_node
 
 RNG = np.random.default_rng(7)
 
 
-def run(op, inputs, opset=20, **attrs):
-    names = [f"x{i}" if v is not None else "" for i, v in enumerate(inputs)]
-    node = helper.make_node(op, names, ["y"], **attrs)
-    graph_inputs = [
-        helper.make_tensor_value_info(n, elem_type_of(np.asarray(v).dtype), np.shape(v))
-        for n, v in zip(names, inputs, strict=True)
-        if n
-    ]
-    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])
-    graph = helper.make_graph([node], "g", graph_inputs, [out])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = min(model.ir_version, onnx.IR_VERSION)
-    sess = onnxpy.InferenceSession(model.SerializeToString())
-    feeds = {n: np.asarray(v) for n, v in zip(names, inputs, strict=True) if n}
-    return sess.run(None, feeds)[0]
+def run(op, inputs, opset=20, **kw):
+    return single_node.run(op, inputs, opset, **kw)
 
 
 def dft_matrix(n_out, n_in, inverse=False):

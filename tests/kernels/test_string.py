@@ -3,38 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto as T
-from onnx import helper
 
 import onnxpy
+from tests.kernels import single_node
 
 
-def run(op, inputs, n_out=1, out_types=None, out_ranks=None, **attrs):
-    """Run one node; ``inputs`` are arrays (strings as object arrays).
-
-    Outputs are declared with unknown dimensions, of the inputs' largest rank by default.
-    """
-    names = [f"x{i}" for i in range(len(inputs))]
-    graph_inputs = []
-    for n, v in zip(names, inputs, strict=True):
-        elem = T.STRING if v.dtype == object else helper.np_dtype_to_tensor_dtype(v.dtype)
-        graph_inputs.append(helper.make_tensor_value_info(n, elem, list(v.shape)))
-    out_types = out_types or [T.STRING] * n_out
-    outs = [f"y{i}" for i in range(n_out)]
-    out_ranks = out_ranks or [max(v.ndim for v in inputs)] * n_out
-    graph_outputs = [
-        helper.make_tensor_value_info(o, t, [None] * r)
-        for o, t, r in zip(outs, out_types, out_ranks, strict=True)
-    ]
-    node = helper.make_node(op, names, outs, **attrs)
-    graph = helper.make_graph([node], "g", graph_inputs, graph_outputs)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
-    model.ir_version = min(model.ir_version, onnx.IR_VERSION)
-    sess = onnxpy.InferenceSession(model.SerializeToString())
-    res = sess.run(None, dict(zip(names, inputs, strict=True)))
-    return res[0] if n_out == 1 else res
+def run(op, inputs, outputs=1, **kw):
+    """Run one node; outputs are strings of the inputs' largest rank unless told otherwise."""
+    kw.setdefault("out_types", T.STRING)
+    return single_node.run(op, inputs, 20, outputs, like_input=True, **kw)
 
 
 def s(*values, shape=None):
@@ -89,9 +68,9 @@ def test_string_split_multichar_delimiter_with_maxsplit():
     y, n = run(
         "StringSplit",
         [x],
-        n_out=2,
+        outputs=2,
         out_types=[T.STRING, T.INT64],
-        out_ranks=[3, 2],
+        out_rank=[3, 2],
         delimiter="--",
         maxsplit=1,
     )
