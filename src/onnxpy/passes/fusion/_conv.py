@@ -71,8 +71,7 @@ def rewrite_conv(
         "Conv", [conv.node.input[0], w_name, b_name], [output], name=conv.node.name
     )
     new.attribute.extend(conv.node.attribute)
-    ctx.replace_node(at, new)
-    ctx.remove(conv.index)
+    ctx.fuse([conv.index], at, new)
     return True
 
 

@@ -165,10 +165,7 @@ class ConvActivationFusion(Pass):
             )
             fused.attribute.extend(conv.attribute)
             ctx.use_domain(MS, 1)
-            ctx.replace_node(last_index, fused)
-            ctx.remove(i)
-            if last_index != j:
-                ctx.remove(j)
+            ctx.fuse([i] if last_index == j else [i, j], last_index, fused)
             changed = True
         return changed
 
@@ -217,7 +214,6 @@ class GemmActivationFusion(Pass):
             )
             fused.attribute.extend(gemm.attribute)
             ctx.use_domain(MS, 1)
-            ctx.replace_node(j, fused)
-            ctx.remove(i)
+            ctx.fuse([i], j, fused)
             changed = True
         return changed

@@ -156,8 +156,7 @@ class BiasGeluFusion(Pass):
                         name=ctx.fresh_name(f"{node.name or 'Gelu'}_bias"),
                         domain=MS,
                     )
-                    ctx.remove(add[0])
-                    ctx.replace_node(i, fused)
+                    ctx.fuse([add[0]], i, fused)
                     changed = True
                     break
         return changed

@@ -40,8 +40,7 @@ class MatMulAddFusion(Pass):
                     [node.output[0]],
                     name=ctx.fresh_name(f"{mm.name or 'MatMul'}_gemm"),
                 )
-                ctx.replace_node(i, gemm)
-                ctx.remove(j)
+                ctx.fuse([j], i, gemm)
                 changed = True
                 break
         return changed
