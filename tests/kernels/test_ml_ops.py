@@ -18,6 +18,7 @@ from onnxpy.kernels import registered_ops
 from onnxpy.kernels.ai_onnx_ml import trees
 from onnxpy.types import elem_type_of
 from tests.kernels import single_node
+from tests.kernels.random_trees import plain_walk, random_forest
 
 ML = "ai.onnx.ml"
 
@@ -305,87 +306,11 @@ def test_tree_classifier_binary_margin_logistic():
     np.testing.assert_allclose(z, [[0.3, -0.3], [-0.7, 0.7]], rtol=1e-6)
 
 
-def _walk_reference(x_row, attrs):
-    """A plain per-row walk over the legacy attributes: sum of reached leaf weights."""
-    nodes = {
-        (t, n): i
-        for i, (t, n) in enumerate(zip(attrs["nodes_treeids"], attrs["nodes_nodeids"], strict=True))
-    }
-    total = 0.0
-    for tree in sorted(set(attrs["nodes_treeids"])):
-        i = nodes[(tree, 0)]
-        while attrs["nodes_modes"][i] != "LEAF":
-            v = x_row[attrs["nodes_featureids"][i]]
-            nxt = (
-                attrs["nodes_truenodeids"]
-                if v <= attrs["nodes_values"][i]
-                else attrs["nodes_falsenodeids"]
-            )
-            i = nodes[(tree, nxt[i])]
-        for t, n, w in zip(
-            attrs["target_treeids"], attrs["target_nodeids"], attrs["target_weights"], strict=True
-        ):
-            if (t, n) == (tree, attrs["nodes_nodeids"][i]):
-                total += w
-    return total
-
-
 def test_tree_random_forest_matches_a_plain_walk():
-    rng = np.random.default_rng(0)
-    attrs = {
-        k: []
-        for k in (
-            "nodes_treeids",
-            "nodes_nodeids",
-            "nodes_featureids",
-            "nodes_values",
-            "nodes_modes",
-            "nodes_truenodeids",
-            "nodes_falsenodeids",
-            "target_treeids",
-            "target_nodeids",
-            "target_ids",
-            "target_weights",
-        )
-    }
-    for tree in range(20):
-        count = 0
-
-        def grow(depth, tree=tree):
-            nonlocal count
-            me = count
-            count += 1
-            attrs["nodes_treeids"].append(tree)
-            attrs["nodes_nodeids"].append(me)
-            pos = len(attrs["nodes_modes"])
-            if depth == 0 or rng.random() < 0.15:
-                for k, v in (
-                    ("nodes_featureids", 0),
-                    ("nodes_values", 0.0),
-                    ("nodes_modes", "LEAF"),
-                    ("nodes_truenodeids", 0),
-                    ("nodes_falsenodeids", 0),
-                ):
-                    attrs[k].append(v)
-                attrs["target_treeids"].append(tree)
-                attrs["target_nodeids"].append(me)
-                attrs["target_ids"].append(0)
-                attrs["target_weights"].append(float(np.float32(rng.normal())))
-                return me
-            attrs["nodes_featureids"].append(int(rng.integers(4)))
-            attrs["nodes_values"].append(float(np.float32(rng.normal())))
-            attrs["nodes_modes"].append("BRANCH_LEQ")
-            attrs["nodes_truenodeids"].append(-1)
-            attrs["nodes_falsenodeids"].append(-1)
-            attrs["nodes_truenodeids"][pos] = grow(depth - 1)
-            attrs["nodes_falsenodeids"][pos] = grow(depth - 1)
-            return me
-
-        grow(7)
-    x = rng.normal(size=(60, 4)).astype(np.float32)
+    attrs = random_forest(20, 7, "BRANCH_LEQ", 1, seed=0, leaf_p=0.15)
+    x = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)
     y = run("TreeEnsembleRegressor", [x], n_targets=1, **attrs)
-    expected = [_walk_reference(row, attrs) for row in x]
-    np.testing.assert_allclose(y.ravel(), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(y, plain_walk(x, attrs, 1), rtol=1e-5, atol=1e-5)
 
 
 # -- TreeEnsemble (opset 5) ---------------------------------------------------------------------

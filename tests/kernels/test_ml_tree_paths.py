@@ -19,6 +19,7 @@ import onnxpy
 from onnxpy.kernels.ai_onnx_ml import linear, trees
 from onnxpy.kernels.registry import lookup
 from onnxpy.runtime.attributes import decode_attribute
+from tests.kernels.random_trees import TRUE_SIDE, plain_walk, random_forest
 
 ML = "ai.onnx.ml"
 
@@ -28,111 +29,6 @@ def _numpy_walk(monkeypatch):
     """These are the NumPy walks' tests; with numba installed the kernels would take the
     compiled walk instead (checked against these walks in test_tree_jit.py)."""
     monkeypatch.setattr(trees, "_JIT_DISABLED", True)
-
-
-# x <mode> threshold, the condition that sends a row to the true child.
-_TRUE = {
-    "BRANCH_LEQ": lambda v, t: v <= t,
-    "BRANCH_LT": lambda v, t: v < t,
-    "BRANCH_GTE": lambda v, t: v >= t,
-    "BRANCH_GT": lambda v, t: v > t,
-    "BRANCH_EQ": lambda v, t: v == t,
-    "BRANCH_NEQ": lambda v, t: v != t,
-}
-
-
-def _forest(n_trees, depth, mode, n_targets, seed, leaf_p=0.2, values=None):
-    """Random legacy tree attributes (node ids per tree from 0, children listed after)."""
-    rng = np.random.default_rng(seed)
-    a = {
-        k: []
-        for k in (
-            "nodes_treeids",
-            "nodes_nodeids",
-            "nodes_featureids",
-            "nodes_values",
-            "nodes_modes",
-            "nodes_truenodeids",
-            "nodes_falsenodeids",
-            "target_treeids",
-            "target_nodeids",
-            "target_ids",
-            "target_weights",
-        )
-    }
-    for tree in range(n_trees):
-        count = 0
-
-        def grow(d, tree=tree):
-            nonlocal count
-            me = count
-            count += 1
-            pos = len(a["nodes_modes"])
-            a["nodes_treeids"].append(tree)
-            a["nodes_nodeids"].append(me)
-            if d == 0 or (me > 0 and rng.random() < leaf_p):
-                a["nodes_featureids"].append(0)
-                a["nodes_values"].append(0.0)
-                a["nodes_modes"].append("LEAF")
-                a["nodes_truenodeids"].append(0)
-                a["nodes_falsenodeids"].append(0)
-                for target in range(n_targets):
-                    if n_targets > 1 and rng.random() < 0.3:
-                        continue  # some leaves vote for some targets only
-                    a["target_treeids"].append(tree)
-                    a["target_nodeids"].append(me)
-                    a["target_ids"].append(target)
-                    a["target_weights"].append(float(np.float32(rng.normal())))
-                return me
-            a["nodes_featureids"].append(int(rng.integers(4)))
-            if values is None:
-                a["nodes_values"].append(float(np.float32(rng.normal())))
-            else:
-                a["nodes_values"].append(float(rng.choice(values)))
-            a["nodes_modes"].append(mode)
-            a["nodes_truenodeids"].append(-1)
-            a["nodes_falsenodeids"].append(-1)
-            a["nodes_truenodeids"][pos] = grow(d - 1)
-            a["nodes_falsenodeids"][pos] = grow(d - 1)
-            return me
-
-        grow(depth)
-    return a
-
-
-def _reference(x, a, n_targets, aggregate="SUM"):
-    """Plain per-row walk: leaf votes aggregated per target (float64)."""
-    where = {
-        (t, n): i
-        for i, (t, n) in enumerate(zip(a["nodes_treeids"], a["nodes_nodeids"], strict=True))
-    }
-    votes = {}
-    for t, n, k, w in zip(
-        a["target_treeids"], a["target_nodeids"], a["target_ids"], a["target_weights"], strict=True
-    ):
-        votes.setdefault((t, n), []).append((k, w))
-    trees_ = sorted(set(a["nodes_treeids"]))
-    out = np.zeros((len(x), n_targets))
-    for r, row in enumerate(x):
-        per_target = [[] for _ in range(n_targets)]
-        for tree in trees_:
-            i = where[(tree, 0)]
-            while a["nodes_modes"][i] != "LEAF":
-                go_true = _TRUE[a["nodes_modes"][i]](
-                    row[a["nodes_featureids"][i]], a["nodes_values"][i]
-                )
-                nxt = a["nodes_truenodeids"] if go_true else a["nodes_falsenodeids"]
-                i = where[(tree, nxt[i])]
-            for k, w in votes.get((tree, a["nodes_nodeids"][i]), []):
-                per_target[k].append(w)
-        for k, ws in enumerate(per_target):
-            if not ws:
-                continue
-            if aggregate in ("SUM", "AVERAGE"):
-                out[r, k] = sum(ws) / (len(trees_) if aggregate == "AVERAGE" else 1)
-            else:
-                out[r, k] = min(ws) if aggregate == "MIN" else max(ws)
-    return out
 
 
 def _session(a, n_targets, aggregate="SUM"):
@@ -179,17 +75,17 @@ def _rows(n, seed, values=None):
     return rng.normal(size=(n, 4)).astype(np.float32)
 
 
-@pytest.mark.parametrize("mode", sorted(_TRUE))
+@pytest.mark.parametrize("mode", sorted(TRUE_SIDE))
 @pytest.mark.parametrize("aggregate", ["SUM", "AVERAGE", "MIN", "MAX"])
 def test_small_forest_all_nodes_path(monkeypatch, mode, aggregate):
     discrete = [-1.0, 0.0, 1.0] if mode in ("BRANCH_EQ", "BRANCH_NEQ") else None
-    a = _forest(6, 5, mode, 3, seed=1, values=discrete)
+    a = random_forest(6, 5, mode, 3, seed=1, values=discrete)
     spy = _Spy(monkeypatch, trees._AllNodes)
     sess = _session(a, 3, aggregate)
     x = _rows(7, 2, discrete)
     got = sess.run(None, {"X": x})[0]
     assert spy.calls == 1
-    expected = _reference(x, a, 3, aggregate).astype(np.float32)
+    expected = plain_walk(x, a, 3, aggregate).astype(np.float32)
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
     # One row at a time (the single-row branch) gives the batch's values bit for bit.
     for i in range(len(x)):
@@ -219,20 +115,20 @@ def test_trees_that_are_single_leaves():
 
 
 def test_small_forest_large_batch_walks_and_matches_all_nodes(monkeypatch):
-    a = _forest(6, 5, "BRANCH_LEQ", 2, seed=3)
+    a = random_forest(6, 5, "BRANCH_LEQ", 2, seed=3)
     sess = _session(a, 2)
     x = _rows(3000, 4)  # 3000 rows x ~200 nodes, past _ALL_NODES_CELLS: the level walk
     spy = _Spy(monkeypatch, trees._AllNodes)
     big = sess.run(None, {"X": x})[0]
     assert spy.calls == 0
-    np.testing.assert_allclose(big, _reference(x, a, 2), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(big, plain_walk(x, a, 2), rtol=1e-6, atol=1e-6)
     small = np.concatenate([sess.run(None, {"X": x[i : i + 5]})[0] for i in range(0, 40, 5)])
     assert spy.calls == 8
     np.testing.assert_array_equal(small, big[:40])
 
 
 def test_nan_rows_follow_missing_value_tracks_true(monkeypatch):
-    a = _forest(5, 4, "BRANCH_LEQ", 1, seed=5)
+    a = random_forest(5, 4, "BRANCH_LEQ", 1, seed=5)
     n = len(a["nodes_modes"])
     a["nodes_missing_value_tracks_true"] = [1] * n
     sess = _session(a, 1)
@@ -240,14 +136,14 @@ def test_nan_rows_follow_missing_value_tracks_true(monkeypatch):
     x[1, :] = np.nan
     got = sess.run(None, {"X": x})[0]
     # All-NaN row: every branch goes to the true side.
-    nan_row = _reference(np.full((1, 4), -np.inf, np.float32), a, 1)
+    nan_row = plain_walk(np.full((1, 4), -np.inf, np.float32), a, 1)
     np.testing.assert_allclose(got[1], nan_row[0], rtol=1e-6)
-    np.testing.assert_allclose(got[[0, 2, 3]], _reference(x[[0, 2, 3]], a, 1), rtol=1e-6)
+    np.testing.assert_allclose(got[[0, 2, 3]], plain_walk(x[[0, 2, 3]], a, 1), rtol=1e-6)
 
 
 def test_big_forest_single_row_path(monkeypatch):
     # 40 trees of depth 9: about 20k nodes, past _ALL_NODES_NODES, so one row takes _OneRow.
-    a = _forest(40, 9, "BRANCH_LT", 2, seed=7, leaf_p=0.05)
+    a = random_forest(40, 9, "BRANCH_LT", 2, seed=7, leaf_p=0.05)
     assert len(a["nodes_modes"]) > trees._ALL_NODES_NODES
     spy_one = _Spy(monkeypatch, trees._OneRow)
     spy_all = _Spy(monkeypatch, trees._AllNodes)
@@ -255,7 +151,7 @@ def test_big_forest_single_row_path(monkeypatch):
     x = _rows(30, 8)
     batch = sess.run(None, {"X": x})[0]
     assert spy_one.calls == 0
-    np.testing.assert_allclose(batch, _reference(x, a, 2), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(batch, plain_walk(x, a, 2), rtol=1e-5, atol=1e-5)
     for i in range(len(x)):
         np.testing.assert_array_equal(sess.run(None, {"X": x[i : i + 1]})[0], batch[i : i + 1])
     assert spy_one.calls == len(x) and spy_all.calls == 0
@@ -270,12 +166,12 @@ def test_big_forest_single_row_path(monkeypatch):
     ],
 )
 def test_inputs_off_the_fast_check_are_converted(x):
-    a = _forest(4, 4, "BRANCH_LEQ", 1, seed=9)
+    a = random_forest(4, 4, "BRANCH_LEQ", 1, seed=9)
     fn = lookup(ML, "TreeEnsembleRegressor", 3).fn(
         None, n_targets=1, **{k: np.asarray(v) if k != "nodes_modes" else v for k, v in a.items()}
     )
     rows = np.asarray(x, dtype=np.float64).reshape(-1, 4)
-    np.testing.assert_allclose(fn(x), _reference(rows, a, 1), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(fn(x), plain_walk(rows, a, 1), rtol=1e-6, atol=1e-6)
 
 
 def test_classifier_small_path_labels_and_probabilities():
