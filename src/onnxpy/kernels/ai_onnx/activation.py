@@ -48,14 +48,17 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     e = np.negative(x)
     if e.__class__ is not np.ndarray:  # 0-d input: ufuncs return NumPy scalars
         e = np.asarray(e)
+    return _logistic_of_negated(e)
+
+
+def _logistic_of_negated(e: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(e)) written into ``e`` (which holds -x); returns ``e``."""
     np.exp(e, out=e)
-    e += 1
-    np.reciprocal(e, out=e)
-    return e
+    e += e.dtype.type(1)
+    return np.reciprocal(e, out=e)
 
 
 _sigmoid_kernel = unary_kernel(_sigmoid)
-_ZEROS = {np.dtype(t): np.dtype(t).type(0) for t in (np.float32, np.float64, np.float16)}
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
@@ -99,10 +102,7 @@ def relu_in_place(y: np.ndarray) -> np.ndarray:
 
 def sigmoid_in_place(y: np.ndarray) -> np.ndarray:
     """1 / (1 + exp(-y)) written into the float array ``y`` (see _sigmoid); returns ``y``."""
-    np.negative(y, out=y)
-    np.exp(y, out=y)
-    y += y.dtype.type(1)
-    return np.reciprocal(y, out=y)
+    return _logistic_of_negated(np.negative(y, out=y))
 
 
 def _in_place_for_floats(
@@ -133,8 +133,7 @@ def relu(x, /, *, consumed_inputs=None):
         return _float_result(np.maximum(as_compute(x), 0), x.dtype)
     if x.dtype.kind == "f" and x.ndim:
         return _relu_into(x, np.empty(x.shape, x.dtype))
-    zero = _ZEROS.get(x.dtype)
-    y = np.maximum(x, x.dtype.type(0) if zero is None else zero)
+    y = np.maximum(x, x.dtype.type(0))
     return y if y.__class__ is np.ndarray else np.asarray(y)
 
 

@@ -146,19 +146,25 @@ def batch_normalization(info: NodeInfo, *, epsilon=1e-5, momentum=0.9, training_
 # -- Instance / Group / Layer / RMS normalization --------------------------------------------
 
 
-def _standardize(x2: np.ndarray, epsilon: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows of a 2-D (or 3-D) array standardized along the last axis.
+def standardize_last(x: np.ndarray, epsilon: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """((x - mean) * inv_std, mean, inv_std) over the last axis, statistics with keepdims.
 
-    Returns (normalized, mean, inv_std_dev), statistics with keepdims.
+    A fresh array (x is left as it is) in few passes: row sums and sums of squares by einsum
+    (vectorized, no temporary, and no BLAS call whose threads may stall on a busy machine),
+    then the centred rows scaled in place. Serves LayerNormalization, InstanceNormalization,
+    GroupNormalization and the com.microsoft (Skip)LayerNormalization kernels.
     """
-    n = x2.shape[-1]
+    n = x.shape[-1]
     if n == 0:
         raise ValueError("cannot normalize over an empty set of values")
-    # Row means as a matrix-vector product (BLAS), row sums of squares without a temporary.
-    mean = np.matmul(x2, np.full(n, 1 / n, dtype=x2.dtype))[..., None]
-    d = x2 - mean
-    var = np.einsum("...i,...i->...", d, d)[..., None] / x2.dtype.type(n)
-    inv = 1 / np.sqrt(var + x2.dtype.type(epsilon))
+    mean = np.einsum("...i->...", x)[..., None]
+    mean /= x.dtype.type(n)
+    d = np.subtract(x, mean)
+    var = np.einsum("...i,...i->...", d, d)[..., None]
+    var /= x.dtype.type(n)
+    var += x.dtype.type(epsilon)
+    inv = np.sqrt(var, out=var)
+    np.divide(x.dtype.type(1), inv, out=inv)
     d *= inv
     return d, mean, inv
 
@@ -170,7 +176,7 @@ def instance_normalization(x, scale, b, /, *, epsilon=1e-5, consumed_inputs=None
     _check_rank(x, "InstanceNormalization", 3)
     cd = _compute_dtype(x.dtype)
     n, c = x.shape[:2]
-    normalized = _standardize(_as(x, cd).reshape(n, c, -1), epsilon)[0]
+    normalized = standardize_last(_as(x, cd).reshape(n, c, -1), epsilon)[0]
     y = normalized.reshape(x.shape)
     y *= _channel_view(scale, x, cd)
     y += _channel_view(b, x, cd)
@@ -186,7 +192,7 @@ def _group_norm(
     n, c = x.shape[:2]
     if num_groups <= 0 or c % num_groups:
         raise ValueError(f"num_groups={num_groups} does not divide the {c} channels")
-    normalized = _standardize(_as(x, cd).reshape(n, num_groups, -1), epsilon)[0]
+    normalized = standardize_last(_as(x, cd).reshape(n, num_groups, -1), epsilon)[0]
     y = _as(normalized.reshape(x.shape), x.dtype)
     y = _as(y, out_cd)
 
@@ -249,7 +255,7 @@ def layer_normalization(x, scale, b=None, /, *, axis=-1, epsilon=1e-5, stash_typ
     ax = _first_axis(axis, x.ndim)
     declared, cd = _stash(stash_type)
     outer = int(np.prod(x.shape[:ax], dtype=np.int64))
-    normalized, mean, inv = _standardize(_as(x, cd).reshape(outer, -1), epsilon)
+    normalized, mean, inv = standardize_last(_as(x, cd).reshape(outer, -1), epsilon)
     stat_shape = x.shape[:ax] + (1,) * (x.ndim - ax)
     y = _as(normalized.reshape(x.shape), x.dtype)
     y = _as(y, _compute_dtype(x.dtype))

@@ -28,6 +28,7 @@ import numpy as np
 
 from onnxpy import errors
 from onnxpy.kernels.ai_onnx.elementwise import erf, gelu_float32
+from onnxpy.kernels.ai_onnx.norm import standardize_last
 from onnxpy.kernels.registry import NodeInfo, register
 
 MS = "com.microsoft"
@@ -119,28 +120,6 @@ def bias_add(x, bias, skip, /) -> np.ndarray:
 # -- layer normalizations --------------------------------------------------------------------
 
 
-def _standardize_last(s: np.ndarray, epsilon: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """((s - mean) * inv_std, mean, inv_std) over the last axis, statistics keepdims.
-
-    A fresh array (s is left as it is) in few passes: row sums and sums of squares by einsum
-    (vectorized, no temporary, and no BLAS call whose threads may stall on a busy machine),
-    then the centred rows scaled in place.
-    """
-    n = s.shape[-1]
-    if n == 0:
-        raise ValueError("cannot normalize over an empty last axis")
-    mean = np.einsum("...i->...", s)[..., None]
-    mean /= s.dtype.type(n)
-    d = np.subtract(s, mean)
-    var = np.einsum("...i,...i->...", d, d)[..., None]
-    var /= s.dtype.type(n)
-    var += s.dtype.type(epsilon)
-    inv = np.sqrt(var, out=var)
-    np.divide(s.dtype.type(1), inv, out=inv)
-    d *= inv
-    return d, mean, inv
-
-
 def _rms_last(s: np.ndarray, epsilon: float) -> tuple[np.ndarray, np.ndarray]:
     inv = 1 / np.sqrt(np.mean(s * s, axis=-1, keepdims=True) + s.dtype.type(epsilon))
     return s * inv, inv
@@ -184,7 +163,7 @@ def skip_layer_normalization(input, skip, gamma, beta=None, bias=None, /, *, eps
     Returns (output, mean, inv_std_var, input_skip_bias_sum).
     """
     s, dtype = _skip_sum(input, skip, bias)
-    y, mean, inv = _standardize_last(s, epsilon)
+    y, mean, inv = standardize_last(s, epsilon)
     y = _affine(y, gamma, beta)
     f32 = np.dtype(np.float32)
     return _as(y, dtype), _as(mean, f32), _as(inv, f32), _as(s, dtype)
@@ -228,7 +207,7 @@ def layer_normalization_ort(x, scale, b=None, /, *, axis=-1, epsilon=1e-5, stash
     stash = _stash_dtype(stash_type)
     cd = np.dtype(np.float64) if np.float64 in (x.dtype, stash) else np.dtype(np.float32)
     x2, stat_shape = _flatten_from(_as(x, cd), axis)
-    y, mean, inv = _standardize_last(x2, epsilon)
+    y, mean, inv = standardize_last(x2, epsilon)
     y = y.reshape(x.shape) * _as(scale, cd)
     if b is not None:
         y = y + _as(b, cd)
@@ -663,7 +642,7 @@ def embed_layer_normalization(
     e = _lookup(word, ids, "input_ids") + _lookup(_as(position_embedding, cd), pos, "position")
     if segment_ids is not None and segment_embedding is not None:
         e = e + _lookup(_as(segment_embedding, cd), segment_ids, "segment_ids")
-    y, _, _ = _standardize_last(e, epsilon)
+    y, _, _ = standardize_last(e, epsilon)
     y = y * _as(gamma, cd) + _as(beta, cd)
     if mask is None:
         mask_index = np.zeros(batch, dtype=np.int32)
