@@ -12,7 +12,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-from onnxpy.kernels.ai_onnx.elementwise import as_compute, erf, gelu_float32, unary_kernel
+from onnxpy.kernels.ai_onnx.elementwise import (
+    as_compute,
+    erf,
+    gelu_float32,
+    unary_in_place,
+    unary_kernel,
+)
 from onnxpy.kernels.registry import register
 
 
@@ -105,26 +111,6 @@ def sigmoid_in_place(y: np.ndarray) -> np.ndarray:
     return _logistic_of_negated(np.negative(y, out=y))
 
 
-def _in_place_for_floats(
-    apply: Callable[[np.ndarray], np.ndarray],
-    kernel: Callable[..., np.ndarray],
-    dtypes: tuple[type, ...],
-) -> Callable[[int], Callable[..., np.ndarray]]:
-    """In-place variant (registry ``in_place``): ``apply`` on a writable array of ``dtypes``,
-    ``kernel`` otherwise."""
-    allowed = frozenset(np.dtype(t) for t in dtypes)
-
-    def at(position: int) -> Callable[..., np.ndarray]:
-        def run(x, /, **attributes):
-            if x.__class__ is np.ndarray and x.dtype in allowed and x.flags.writeable:
-                return apply(x)
-            return kernel(x, **attributes)
-
-        return run
-
-    return at
-
-
 def relu(x, /, *, consumed_inputs=None):
     """max(x, 0); integer types (opset 14) stay integers."""
     if x.__class__ is not np.ndarray:
@@ -141,15 +127,14 @@ def sigmoid(x, /, *, consumed_inputs=None):
     return _sigmoid_kernel(x)
 
 
-_FLOATS = (np.float16, np.float32, np.float64)
-register("Relu", since=(1, 6, 13, 14), in_place=_in_place_for_floats(relu_in_place, relu, _FLOATS))(
-    relu
-)
+register("Relu", since=(1, 6, 13, 14), in_place=unary_in_place(relu_in_place, relu))(relu)
 # float16 stays out of the in-place sigmoid: it is computed in float32 (see _sigmoid).
 register(
     "Sigmoid",
     since=(1, 6, 13),
-    in_place=_in_place_for_floats(sigmoid_in_place, sigmoid, (np.float32, np.float64)),
+    in_place=unary_in_place(
+        sigmoid_in_place, sigmoid, frozenset((np.dtype(np.float32), np.dtype(np.float64)))
+    ),
 )(sigmoid)
 
 

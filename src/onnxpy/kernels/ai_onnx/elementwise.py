@@ -18,7 +18,15 @@ import numpy as np
 
 from onnxpy.kernels.registry import register
 
-__all__ = ["erf", "erf_float32", "gelu_float32", "as_compute", "legacy_broadcast"]
+__all__ = [
+    "erf",
+    "erf_float32",
+    "gelu_float32",
+    "as_compute",
+    "legacy_broadcast",
+    "unary_kernel",
+    "unary_in_place",
+]
 
 # ml_dtypes floats: computed in float32 and rounded back to their own type.
 _EXTENDED_FLOATS = frozenset(
@@ -116,15 +124,18 @@ _IN_PLACE_FLOATS = frozenset(np.dtype(t) for t in (np.float16, np.float32, np.fl
 
 
 def unary_in_place(
-    ufunc: np.ufunc, kernel: Callable[[np.ndarray], np.ndarray]
+    apply: Callable[[np.ndarray], np.ndarray],
+    kernel: Callable[[np.ndarray], np.ndarray],
+    dtypes: frozenset[np.dtype] = _IN_PLACE_FLOATS,
 ) -> Callable[[int], Callable[[np.ndarray], np.ndarray]]:
-    """The in-place variant of a unary float ufunc kernel: ``ufunc(x, out=x)`` on a writable
-    float array, ``kernel`` otherwise (the planner picks it only for dead inputs)."""
+    """The in-place variant (registry ``in_place``) of a unary kernel: ``apply(x)``, which
+    writes into ``x``, on a writable array of ``dtypes``; ``kernel`` otherwise. The planner
+    picks it only for dead inputs of nodes without attributes."""
 
     def at(position: int) -> Callable[[np.ndarray], np.ndarray]:
         def run(x):
-            if x.__class__ is np.ndarray and x.dtype in _IN_PLACE_FLOATS and x.flags.writeable:
-                return ufunc(x, out=x)
+            if x.__class__ is np.ndarray and x.dtype in dtypes and x.flags.writeable:
+                return apply(x)
             return kernel(x)
 
         return run
@@ -318,6 +329,10 @@ def _erf_coefficients(scale: float) -> tuple[list[np.float32], np.float32]:
     return k, np.float32(_ERF_CLAMP / scale)
 
 
+_ERF_K = _erf_coefficients(1.0)  # erf(x)
+_GELU_K = _erf_coefficients(_SQRT_HALF)  # erf(x / sqrt 2)
+
+
 def _atanh_erf_into(v: np.ndarray, s: np.ndarray, p: np.ndarray, k, lim) -> None:
     """p = atanh(erf(scale * v)) up to where tanh saturates; ``s`` is scratch (same shape).
 
@@ -347,7 +362,7 @@ def erf_float32(x: np.ndarray) -> np.ndarray:
         return np.empty(x.shape, np.float32)
     rows, step = _row_chunks(x)
     out = np.empty_like(rows)
-    k, lim = _erf_coefficients(1.0)
+    k, lim = _ERF_K
     s = np.empty((min(step, len(rows)), rows.shape[1]), np.float32)
     for r in range(0, len(rows), step):
         v, p = rows[r : r + step], out[r : r + step]
@@ -367,7 +382,7 @@ def gelu_float32(x: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
         return np.empty(shape, np.float32)
     rows, step = _row_chunks(x)
     out = np.empty_like(rows)
-    k, lim = _erf_coefficients(_SQRT_HALF)
+    k, lim = _GELU_K
     n = min(step, len(rows))
     s, p = np.empty((n, rows.shape[1]), np.float32), np.empty((n, rows.shape[1]), np.float32)
     b = None if bias is None else np.asarray(bias, dtype=np.float32).reshape(-1)
@@ -442,7 +457,9 @@ def _register_unary(
         return apply(x)
 
     kernel.__name__ = op.lower()
-    in_place = unary_in_place(fn, kernel) if isinstance(fn, np.ufunc) else None
+    in_place = None
+    if isinstance(fn, np.ufunc):
+        in_place = unary_in_place(lambda x: fn(x, out=x), kernel)
     register(op, since=since, in_place=in_place)(kernel)
 
 
