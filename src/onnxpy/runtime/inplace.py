@@ -32,19 +32,18 @@ def in_place_inputs(
     node has no attributes, input slots, output slots). ``kept``: slots that outlive the run
     (plan outputs); ``last_use``: the index of each slot's last reading step.
     """
-    owned: set[int] = set()  # slots holding a buffer of their own
-    sharers: dict[int, set[int]] = {}  # buffer owner -> every slot that may view it
+    # buffer owner (a slot a fresh kernel wrote) -> every slot that may view that buffer
+    sharers: dict[int, set[int]] = {}
     roots_of: dict[int, set[int]] = {}  # slot -> owners whose buffer it may view
     chosen: dict[int, int] = {}
     for i, (fresh, capable, ins, outs) in enumerate(steps):
         if capable:
             for pos, s in enumerate(ins):
-                if s in owned and _dead_after(s, i, sharers, kept, last_use):
+                if s in sharers and _dead_after(s, i, sharers, kept, last_use):
                     chosen[i] = pos
                     break
         if fresh:
             for s in outs:
-                owned.add(s)
                 roots_of[s] = {s}
                 sharers[s] = {s}
         else:
