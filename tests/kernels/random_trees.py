@@ -1,9 +1,13 @@
 """Random legacy tree-ensemble attributes and a plain per-row walk over them: an oracle for
-the tree kernels written from the attributes, independent of onnxpy's evaluators."""
+the tree kernels written from the attributes, independent of onnxpy's evaluators; and a
+one-node regressor session to run them in."""
 
 from __future__ import annotations
 
 import numpy as np
+from onnx import TensorProto, helper
+
+import onnxpy
 
 # x <mode> threshold, the condition that sends a row to the true child.
 TRUE_SIDE = {
@@ -108,3 +112,28 @@ def plain_walk(x, a, n_targets, aggregate="SUM"):
             else:
                 out[r, k] = min(ws) if aggregate == "MIN" else max(ws)
     return out
+
+
+def regressor_session(a, n_targets, aggregate="SUM", elem_type=TensorProto.FLOAT):
+    """An onnxpy session of one TreeEnsembleRegressor (opset ml 3) over 4-feature rows of
+    ``elem_type`` (its output is float whatever the input)."""
+    node = helper.make_node(
+        "TreeEnsembleRegressor",
+        ["X"],
+        ["Y"],
+        domain="ai.onnx.ml",
+        n_targets=n_targets,
+        aggregate_function=aggregate,
+        **a,
+    )
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("X", elem_type, [None, 4])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, n_targets])],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)]
+    )
+    model.ir_version = 8
+    return onnxpy.InferenceSession(model.SerializeToString())

@@ -2,9 +2,10 @@
 
 The tree kernels pick an evaluation per call: every node at once with pointer jumping for
 small forests and batches (``_AllNodes``), a bare level walk for one row through a big
-forest (``_OneRow``) and the blocked level walk otherwise. Each is checked against a plain
-per-row walk written here from the attributes, and the paths against each other bit for bit
-(a row scores the same alone or in a batch).
+forest (``_OneRow``), bit masks for larger batches of small forests (``_tree_bits``, its
+own tests in test_tree_bits.py) and the blocked level walk otherwise. Each is checked against
+a plain per-row walk (random_trees.py), and the paths against each other bit for bit (a row
+scores the same alone or in a batch).
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ import warnings
 
 import numpy as np
 import pytest
-from onnx import AttributeProto, TensorProto, helper
+from onnx import AttributeProto, helper
 
-import onnxpy
 from onnxpy.kernels.ai_onnx_ml import linear, trees
 from onnxpy.kernels.registry import lookup
 from onnxpy.runtime.attributes import decode_attribute
-from tests.kernels.random_trees import TRUE_SIDE, plain_walk, random_forest
+from tests.kernels.random_trees import TRUE_SIDE, plain_walk, random_forest, regressor_session
 
 ML = "ai.onnx.ml"
 
@@ -29,29 +29,6 @@ def _numpy_walk(monkeypatch):
     """These are the NumPy walks' tests; with numba installed the kernels would take the
     compiled walk instead (checked against these walks in test_tree_jit.py)."""
     monkeypatch.setattr(trees, "_JIT_DISABLED", True)
-
-
-def _session(a, n_targets, aggregate="SUM"):
-    node = helper.make_node(
-        "TreeEnsembleRegressor",
-        ["X"],
-        ["Y"],
-        domain=ML,
-        n_targets=n_targets,
-        aggregate_function=aggregate,
-        **a,
-    )
-    graph = helper.make_graph(
-        [node],
-        "g",
-        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 4])],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, n_targets])],
-    )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(ML, 3)]
-    )
-    model.ir_version = 8
-    return onnxpy.InferenceSession(model.SerializeToString())
 
 
 class _Spy:
@@ -81,7 +58,7 @@ def test_small_forest_all_nodes_path(monkeypatch, mode, aggregate):
     discrete = [-1.0, 0.0, 1.0] if mode in ("BRANCH_EQ", "BRANCH_NEQ") else None
     a = random_forest(6, 5, mode, 3, seed=1, values=discrete)
     spy = _Spy(monkeypatch, trees._AllNodes)
-    sess = _session(a, 3, aggregate)
+    sess = regressor_session(a, 3, aggregate)
     x = _rows(7, 2, discrete)
     got = sess.run(None, {"X": x})[0]
     assert spy.calls == 1
@@ -114,10 +91,10 @@ def test_trees_that_are_single_leaves():
         np.testing.assert_array_equal(fn(np.zeros((n, 2), np.float32)), np.full((n, 1), 1.75))
 
 
-def test_small_forest_large_batch_walks_and_matches_all_nodes(monkeypatch):
+def test_small_forest_large_batch_matches_all_nodes(monkeypatch):
     a = random_forest(6, 5, "BRANCH_LEQ", 2, seed=3)
-    sess = _session(a, 2)
-    x = _rows(3000, 4)  # 3000 rows x ~200 nodes, past _ALL_NODES_CELLS: the level walk
+    sess = regressor_session(a, 2)
+    x = _rows(3000, 4)  # 3000 rows x ~200 nodes, past _ALL_NODES_CELLS: walk or bit masks
     spy = _Spy(monkeypatch, trees._AllNodes)
     big = sess.run(None, {"X": x})[0]
     assert spy.calls == 0
@@ -131,7 +108,7 @@ def test_nan_rows_follow_missing_value_tracks_true(monkeypatch):
     a = random_forest(5, 4, "BRANCH_LEQ", 1, seed=5)
     n = len(a["nodes_modes"])
     a["nodes_missing_value_tracks_true"] = [1] * n
-    sess = _session(a, 1)
+    sess = regressor_session(a, 1)
     x = _rows(4, 6)
     x[1, :] = np.nan
     got = sess.run(None, {"X": x})[0]
@@ -147,7 +124,7 @@ def test_big_forest_single_row_path(monkeypatch):
     assert len(a["nodes_modes"]) > trees._ALL_NODES_NODES
     spy_one = _Spy(monkeypatch, trees._OneRow)
     spy_all = _Spy(monkeypatch, trees._AllNodes)
-    sess = _session(a, 2)
+    sess = regressor_session(a, 2)
     x = _rows(30, 8)
     batch = sess.run(None, {"X": x})[0]
     assert spy_one.calls == 0

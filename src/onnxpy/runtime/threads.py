@@ -15,11 +15,13 @@ __all__ = ["apply_intra_op_threads", "intra_op_threads"]
 
 _lock = threading.Lock()
 _current: int | None = None
+# Read once: os.cpu_count() asks the kernel each time (several microseconds).
+_CORES = os.cpu_count() or 1
 
 
 def intra_op_threads() -> int:
     """Threads a kernel may use: the last limit set, else the machine's cores."""
-    return _current or os.cpu_count() or 1
+    return _current or _CORES
 
 
 def apply_intra_op_threads(n: int) -> None:

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import itertools
 import math
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from onnxpy.kernels.registry import NodeInfo, register
+from onnxpy.kernels.scratch import scratch
 
 __all__ = [
     "conv_runner",
@@ -199,33 +199,6 @@ class _PreparedWeight:
             self.mat = np.ascontiguousarray(w.reshape(group, m // group, cg * k))
 
 
-_SCRATCH = threading.local()
-_ALIGN = 64
-
-
-def _scratch(*shapes: tuple[int, ...], dtype: np.dtype) -> list[np.ndarray]:
-    """Per-thread work arrays of ``shapes``, carved from one buffer reused across calls.
-
-    A fresh multi-megabyte temporary per call is a fresh mapping whose every page faults on
-    first write (costly, especially in a VM); the reused buffer is already mapped and often
-    cached. Valid until the next call on the same thread: kernels use it for temporaries only.
-    """
-    item = np.dtype(dtype).itemsize
-    sizes = [-(-math.prod(sh) * item // _ALIGN) * _ALIGN for sh in shapes]
-    total = sum(sizes) + _ALIGN
-    buf = getattr(_SCRATCH, "buf", None)
-    if buf is None or buf.size < total:
-        buf = np.empty(max(total, 2 * (0 if buf is None else buf.size)), dtype=np.uint8)
-        _SCRATCH.buf = buf
-    start = -buf.ctypes.data % _ALIGN
-    out = []
-    for sh, size in zip(shapes, sizes, strict=True):
-        n = math.prod(sh) * item
-        out.append(buf[start : start + n].view(dtype).reshape(sh))
-        start += size
-    return out
-
-
 def _winograd_weights(pw: _PreparedWeight, dtype: np.dtype) -> np.ndarray:
     if pw._wino is None:
         pw._wino = _winograd_weight(pw._source, dtype)
@@ -272,19 +245,19 @@ def _conv_core(x: np.ndarray, pw: _PreparedWeight, geom: _ConvGeometry) -> np.nd
             cols = x.reshape((*split, c // g, p))  # a view of a contiguous input
         else:
             sub = x[(Ellipsis, *(slice(None, None, s) for s in strides))]
-            (cols,) = _scratch((*split, c // g, p), dtype=x.dtype)
+            (cols,) = scratch((*split, c // g, p), dtype=x.dtype)
             np.copyto(cols.reshape(sub.shape), sub)
     else:
         if padded:
             lead = x.shape[:2]
             inner = tuple(slice(b, b + i) for b, i in zip(begin, x.shape[2:], strict=True))
             shape = lead + tuple(i + b + e for i, b, e in zip(x.shape[2:], begin, end, strict=True))
-            xp, cols = _scratch(shape, (*split, kc, p), dtype=x.dtype)
+            xp, cols = scratch(shape, (*split, kc, p), dtype=x.dtype)
             xp.fill(0)
             xp[(Ellipsis, *inner)] = x
         else:
             xp = x
-            (cols,) = _scratch((*split, kc, p), dtype=x.dtype)
+            (cols,) = scratch((*split, kc, p), dtype=x.dtype)
         view = window_view(xp, kernel, strides, dilations, out)
         np.copyto(cols.reshape(view.shape), view)
     _gemm_into(pw.mat, cols, y3)
@@ -350,7 +323,7 @@ def _winograd(x: np.ndarray, u: np.ndarray, begin: Sequence[int], out: Sequence[
     plane = (th + 1) * pw + 1
     length = th * pw
     dt = x.dtype
-    ph, rows, v, prod, s, t = _scratch(
+    ph, rows, v, prod, s, t = scratch(
         (2, 2, n, c, plane),
         (4, 4, n, c, length),
         (16, c, n, length),

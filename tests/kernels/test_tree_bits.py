@@ -1,0 +1,151 @@
+"""The bit-mask leaf finder (``_tree_bits``) against the level walk and a plain per-row walk.
+
+It must reach the same leaf as the walk for every (row, tree), including rows equal to a
+threshold (the strict and non-strict modes differ exactly there), NaN rows, float64 rows,
+batches spanning several row blocks, and trees of one leaf or of exactly 64 leaves.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto
+
+from onnxpy.kernels.ai_onnx_ml import _tree_bits, trees
+from tests.kernels.random_trees import plain_walk, random_forest, regressor_session
+
+ORDERED = ["BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT"]
+STEPS = [-1.5, -0.5, 0.0, 0.5, 1.5]  # thresholds and row values drawn from one set: ties
+
+
+@pytest.fixture
+def built(monkeypatch):
+    """Records the forest and bit forest of each session made (NumPy walks, no numba)."""
+    monkeypatch.setattr(trees, "_JIT_DISABLED", True)
+    made = []
+    original = trees._bit_forest
+
+    def spy(forest):
+        bits = original(forest)
+        made.append((forest, bits))
+        return bits
+
+    monkeypatch.setattr(trees, "_bit_forest", spy)
+    return made
+
+
+def _rows(n, seed, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    x = rng.choice(STEPS, size=(n, 4)) + rng.choice([0.0, 0.25], size=(n, 4))
+    return x.astype(dtype)
+
+
+@pytest.mark.parametrize("mode", ORDERED)
+def test_same_leaves_as_the_walk_with_ties_and_nan(built, mode):
+    a = random_forest(12, 5, mode, 2, seed=11, values=STEPS)
+    regressor_session(a, 2)
+    ((forest, bits),) = built
+    assert bits is not None
+    x = _rows(5000, 12)  # several row blocks of 12 trees
+    x[::97, 1] = np.nan
+    x[5, :] = np.nan
+    np.testing.assert_array_equal(bits.leaves(x), trees._leaves(forest, x))
+    np.testing.assert_array_equal(
+        bits.leaves(x.astype(np.float64)), trees._leaves(forest, x.astype(np.float64))
+    )
+
+
+@pytest.mark.parametrize("mode", ORDERED)
+def test_session_scores_match_a_plain_walk(built, monkeypatch, mode):
+    a = random_forest(10, 6, mode, 3, seed=21, leaf_p=0.3, values=STEPS)
+    calls = []
+    monkeypatch.setattr(
+        _tree_bits.BitForest,
+        "leaves",
+        lambda self, x, f=_tree_bits.BitForest.leaves: calls.append(len(x)) or f(self, x),
+    )
+    sess = regressor_session(a, 3)
+    x = _rows(1000, 22)
+    got = sess.run(None, {"X": x})[0]
+    assert calls == [1000], "a batch of 1000 through 10 deep trees takes the bit masks"
+    np.testing.assert_allclose(got, plain_walk(x, a, 3).astype(np.float32), rtol=1e-6, atol=1e-6)
+
+
+def test_double_input_matches_a_plain_walk(built):
+    a = random_forest(8, 6, "BRANCH_LEQ", 1, seed=31, leaf_p=0.2, values=STEPS)
+    sess = regressor_session(a, 1, elem_type=TensorProto.DOUBLE)
+    ((_, bits),) = built
+    assert bits is not None
+    x = _rows(2000, 32, np.float64)
+    expected = plain_walk(x, a, 1).astype(np.float32)
+    np.testing.assert_allclose(sess.run(None, {"X": x})[0], expected, rtol=1e-6, atol=1e-6)
+
+
+def test_full_depth_six_trees_have_64_leaves_and_depth_seven_is_refused(built):
+    a = random_forest(3, 6, "BRANCH_LT", 1, seed=41, leaf_p=0.0)
+    regressor_session(a, 1)
+    forest, bits = built[-1]
+    assert bits is not None and forest.n_leaves == 3 * 64
+    x = _rows(3000, 42)
+    np.testing.assert_array_equal(bits.leaves(x), trees._leaves(forest, x))
+    a = random_forest(3, 7, "BRANCH_LT", 1, seed=41, leaf_p=0.0)
+    regressor_session(a, 1)
+    assert built[-1][1] is None  # 128 leaves do not fit one 64-bit mask
+
+
+def test_single_leaf_trees_among_others(built):
+    a = random_forest(6, 5, "BRANCH_GT", 1, seed=51, values=STEPS)
+    # Append two one-leaf trees voting 0.5 and -2.0.
+    for tree, w in ((6, 0.5), (7, -2.0)):
+        for key, value in (
+            ("nodes_treeids", tree),
+            ("nodes_nodeids", 0),
+            ("nodes_featureids", 0),
+            ("nodes_values", 0.0),
+            ("nodes_modes", "LEAF"),
+            ("nodes_truenodeids", 0),
+            ("nodes_falsenodeids", 0),
+        ):
+            a[key].append(value)
+        a["target_treeids"].append(tree)
+        a["target_nodeids"].append(0)
+        a["target_ids"].append(0)
+        a["target_weights"].append(w)
+    regressor_session(a, 1)
+    forest, bits = built[-1]
+    assert bits is not None
+    x = _rows(700, 52)
+    np.testing.assert_array_equal(bits.leaves(x), trees._leaves(forest, x))
+
+
+def test_only_single_leaf_trees():
+    bits = _tree_bits.BitForest(
+        feature=np.zeros(2, np.int32),
+        threshold=np.zeros(2, np.float32),
+        first=np.arange(2),
+        leaf_row=np.array([0, 1], np.int32),
+        n_trees=2,
+        strict=False,
+        negate=False,
+    )
+    np.testing.assert_array_equal(bits.leaves(np.zeros((3, 1), np.float32)), [[0] * 3, [1] * 3])
+
+
+def test_mixed_modes_and_large_tables_are_not_served(built):
+    a = random_forest(4, 4, "BRANCH_LEQ", 1, seed=61)
+    a["nodes_modes"] = [
+        "BRANCH_LT" if m != "LEAF" and i % 2 else m for i, m in enumerate(a["nodes_modes"])
+    ]
+    regressor_session(a, 1)
+    assert built[-1][1] is None
+    n = 2 * _tree_bits.MAX_TABLE_CELLS  # interior nodes x 1 tree: past the table limit
+    nodes = (np.zeros(n, np.int32), np.zeros(n, np.float32), np.zeros(n, np.int64))
+    leaf_row = np.full(n, -1, np.int32)
+    with pytest.raises(ValueError, match="MAX_TABLE_CELLS"):
+        _tree_bits.BitForest(*nodes, leaf_row, 1, strict=False, negate=False)
+
+
+def test_nan_threshold_is_not_served():
+    nodes = (np.zeros(3, np.int32), np.array([np.nan, 0, 0], np.float32), np.array([1, 1, 2]))
+    with pytest.raises(ValueError, match="NaN"):
+        _tree_bits.BitForest(*nodes, np.array([-1, 0, 1], np.int32), 1, strict=False, negate=False)
