@@ -754,6 +754,6 @@ def test_tree_batch_rows_and_threads_agree_bit_for_bit(monkeypatch):
     one_by_one = np.concatenate([run("TreeEnsembleRegressor", [r[None]], **attrs) for r in x[:40]])
     np.testing.assert_array_equal(whole[:40], one_by_one)
     monkeypatch.setattr(trees, "_PAIRS_PER_THREAD", 64)
-    monkeypatch.setattr(trees, "_default_threads", lambda: 3)
+    monkeypatch.setattr(trees, "kernel_threads", lambda: 3)
     monkeypatch.setattr(trees, "_PAIRS_PER_BLOCK", 50)
     np.testing.assert_array_equal(run("TreeEnsembleRegressor", [x], **attrs), whole)

@@ -128,6 +128,44 @@ def test_broadcast_and_other_dtypes_fall_back_correctly(dtype):
     np.testing.assert_array_equal(y, np.abs(b) - np.abs(a))
 
 
+def _gelu_reference(v: np.ndarray) -> np.ndarray:
+    from math import erf, sqrt
+
+    return np.vectorize(lambda t: 0.5 * t * (1 + erf(t / sqrt(2))))(v.astype(np.float64))
+
+
+def test_bias_gelu_and_gelu_write_into_the_product():
+    """MatMul -> BiasGelu -> Gelu (com.microsoft): both overwrite the product they consume, the
+    bias initializer stays intact, and the values match the exact GELU."""
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(4, 700)).astype(np.float32)  # wide rows: several cache chunks
+    bias = rng.normal(size=700).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["X", "W"], ["p"]),
+            helper.make_node("BiasGelu", ["p", "B"], ["g"], domain="com.microsoft"),
+            helper.make_node("Gelu", ["g"], ["Y"], domain="com.microsoft"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("X", F, [None, 4])],
+        [helper.make_tensor_value_info("Y", F, [None, 700])],
+        initializer=[numpy_helper.from_array(w, "W"), numpy_helper.from_array(bias, "B")],
+    )
+    m = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)],
+    ).SerializeToString()
+    options = rt.SessionOptions()
+    options.graph_optimization_level = rt.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = rt.InferenceSession(m, options)
+    assert _in_place_ops(sess) == ["BiasGelu", "Gelu"]
+    x = rng.normal(size=(300, 4)).astype(np.float32)
+    expected = _gelu_reference(_gelu_reference(x.astype(np.float64) @ w + bias))
+    for _ in range(2):  # a second run sees the same bias and weight
+        (y,) = sess.run(None, {"X": x})
+        np.testing.assert_allclose(y, expected, rtol=2e-6, atol=2e-7)
+
+
 def test_planner_rules():
     # (fresh, capable, inputs, outputs); slot 1 is a graph input.
     steps = [

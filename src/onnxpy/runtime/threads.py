@@ -10,8 +10,14 @@ from __future__ import annotations
 
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["apply_intra_op_threads", "intra_op_threads"]
+__all__ = [
+    "apply_intra_op_threads",
+    "intra_op_threads",
+    "kernel_threads",
+    "worker_pool",
+]
 
 _lock = threading.Lock()
 _current: int | None = None
@@ -35,3 +41,24 @@ def apply_intra_op_threads(n: int) -> None:
         if _current != n:
             threadpool_limits(limits=n, user_api="blas")
             _current = n
+
+
+# onnxpy's own parallel kernels (the tree ensembles today) share one pool of at most this
+# many workers.
+_MAX_WORKERS = max(1, min(8, _CORES))
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def kernel_threads() -> int:
+    """Threads one kernel call may split over: intra_op_threads(), at most the pool's size."""
+    return min(intra_op_threads(), _MAX_WORKERS)
+
+
+def worker_pool() -> ThreadPoolExecutor:
+    """The process-wide pool of kernel worker threads, created on first use."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(_MAX_WORKERS, thread_name_prefix="onnxpy-kernel")
+        return _pool

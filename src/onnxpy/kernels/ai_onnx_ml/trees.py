@@ -21,9 +21,7 @@ of small trees (``_tree_bits``), compiled walks for big forests (``_tree_jit``, 
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
@@ -39,7 +37,7 @@ from onnxpy.kernels.ai_onnx_ml._common import (
 )
 from onnxpy.kernels.ai_onnx_ml._common import post_transform as apply_post
 from onnxpy.kernels.registry import NodeInfo, register
-from onnxpy.runtime.threads import intra_op_threads
+from onnxpy.runtime.threads import kernel_threads, worker_pool
 
 ML = "ai.onnx.ml"
 
@@ -123,28 +121,6 @@ def _jit_module():
             _tree_jit = None
         _JIT_MODULE, _JIT_TRIED = _tree_jit, True
     return _JIT_MODULE
-
-
-# -- threads ---------------------------------------------------------------------------------
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-
-
-_CPUS = max(1, min(8, os.cpu_count() or 1))
-
-
-def _default_threads() -> int:
-    """Threads a run may use: SessionOptions.intra_op_num_threads when set, else the cores."""
-    return min(intra_op_threads(), _CPUS)
-
-
-def _pool() -> ThreadPoolExecutor:
-    """The process-wide worker pool, created on first use."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(_default_threads(), thread_name_prefix="onnxpy-trees")
-        return _POOL
 
 
 @dataclass
@@ -824,14 +800,14 @@ class _Runner:
         """The compiled walk, its rows split over threads when the batch is big enough."""
         n = len(x)
         pairs = n * self.forest.n_trees
-        parts = min(self.threads, _default_threads(), pairs // _JIT_PAIRS_PER_THREAD)
+        parts = min(self.threads, kernel_threads(), pairs // _JIT_PAIRS_PER_THREAD)
         if parts <= 1:
             return self.jit(x)
         out = np.empty((n, self.votes.n_targets))
         bounds = np.linspace(0, n, parts + 1).astype(int).tolist()
         fill = self.jit.fill
         jobs = [
-            _pool().submit(fill, x[a:b], out[a:b])
+            worker_pool().submit(fill, x[a:b], out[a:b])
             for a, b in zip(bounds[:-1], bounds[1:], strict=True)
         ]
         for job in jobs:
@@ -876,12 +852,12 @@ def _scores(
     if leaves_of is None:
         leaves_of = partial(_leaves, forest)
     n_rows = len(x)
-    parts = min(threads, _default_threads(), n_rows * forest.n_trees // _PAIRS_PER_THREAD)
+    parts = min(threads, kernel_threads(), n_rows * forest.n_trees // _PAIRS_PER_THREAD)
     if parts <= 1:
         return votes(leaves_of(x))
     bounds = np.linspace(0, n_rows, parts + 1).astype(int)
     jobs = [
-        _pool().submit(lambda a, b: votes(leaves_of(x[a:b])), a, b)
+        worker_pool().submit(lambda a, b: votes(leaves_of(x[a:b])), a, b)
         for a, b in zip(bounds[:-1], bounds[1:], strict=True)
     ]
     return np.concatenate([job.result() for job in jobs])
@@ -1136,7 +1112,7 @@ def tree_ensemble_classifier(
         if base is not None and len(base) not in (0, n_classes):
             raise ValueError(f"base_values has {len(base)} values for {n_classes} classes")
 
-    scores_of = _Runner(forest, votes, _default_threads(), _input_dtype(info))
+    scores_of = _Runner(forest, votes, kernel_threads(), _input_dtype(info))
     has_base = base is not None and len(base) > 0
 
     def run(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1230,7 +1206,7 @@ def tree_ensemble_regressor(
     if base is not None and len(base) not in (0, n_targets):
         raise ValueError(f"base_values has {len(base)} values for {n_targets} targets")
 
-    scores_of = _Runner(forest, votes, _default_threads(), _input_dtype(info))
+    scores_of = _Runner(forest, votes, kernel_threads(), _input_dtype(info))
     has_base = base is not None and len(base) > 0
 
     def run(x: np.ndarray) -> np.ndarray:
@@ -1361,7 +1337,7 @@ def tree_ensemble(
         n_leaf, int(n_targets), np.arange(n_leaf), targets, weights, function, len(roots)
     )
 
-    scores_of = _Runner(forest, votes, _default_threads(), _input_dtype(info))
+    scores_of = _Runner(forest, votes, kernel_threads(), _input_dtype(info))
 
     def run(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)

@@ -27,7 +27,7 @@ from collections.abc import Callable
 import numpy as np
 
 from onnxpy import errors
-from onnxpy.kernels.ai_onnx.elementwise import erf, gelu_float32
+from onnxpy.kernels.ai_onnx.elementwise import erf, gelu_float32, unary_in_place
 from onnxpy.kernels.ai_onnx.norm import standardize_last
 from onnxpy.kernels.registry import NodeInfo, register
 
@@ -37,6 +37,9 @@ _MASK_FILTER = -10000.0
 
 def _compute_dtype(dtype: np.dtype) -> np.dtype:
     return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
+
+
+_FLOAT32 = frozenset({np.dtype(np.float32)})
 
 
 def _as(x: object, dtype: np.dtype) -> np.ndarray:
@@ -76,14 +79,49 @@ def _with_bias(x: object, bias: object) -> tuple[np.ndarray, np.dtype]:
 # -- activations -----------------------------------------------------------------------------
 
 
-@register("Gelu", since=1, domain=MS, fresh=True)
+def _bias_gelu_in_place(position: int):
+    """BiasGelu writing into A (position 0), a C-contiguous float32 array of the result's
+    shape; the plain kernel otherwise."""
+
+    def run(a, b):
+        if (
+            position == 0
+            and a.__class__ is np.ndarray
+            and a.dtype == np.float32
+            and a.flags.c_contiguous
+            and a.flags.writeable
+            and b is not None
+            and np.broadcast_shapes(a.shape, np.shape(b)) == a.shape
+        ):
+            with np.errstate(all="ignore"):
+                return gelu_float32(a, _as(b, a.dtype), out=a)
+        return bias_gelu(a, b)
+
+    return run
+
+
+def _gelu_into(x: np.ndarray) -> np.ndarray:
+    """Gelu written into ``x`` when it is C-contiguous (else a fresh result)."""
+    if not x.flags.c_contiguous:
+        return gelu(x)
+    with np.errstate(all="ignore"):
+        return gelu_float32(x, out=x)
+
+
+@register(
+    "Gelu",
+    since=1,
+    domain=MS,
+    fresh=True,
+    in_place=lambda position: unary_in_place(_gelu_into, gelu, _FLOAT32)(position),
+)
 def gelu(x, /) -> np.ndarray:
     """0.5 x (1 + erf(x / sqrt 2)), the exact GELU."""
     cx, dtype = _float_input(x)
     return _as(_gelu(cx), dtype)
 
 
-@register("BiasGelu", since=1, domain=MS, fresh=True)
+@register("BiasGelu", since=1, domain=MS, fresh=True, in_place=_bias_gelu_in_place)
 def bias_gelu(a, b, /) -> np.ndarray:
     """Gelu(A + B), B a bias broadcast along the last axis."""
     a = np.asarray(a)
