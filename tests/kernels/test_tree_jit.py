@@ -310,7 +310,7 @@ def _python(code, **env):
     return done.stdout.strip()
 
 
-def test_numba_is_imported_only_for_tree_kernels():
+def test_numba_is_imported_only_when_a_compiled_kernel_is_built():
     code = (
         "import sys, onnxpy\n"
         "print('numba' in sys.modules)\n"

@@ -23,18 +23,10 @@ import numpy as np
 from numba import njit
 
 from onnxpy.kernels.ai_onnx_ml.trees import EQ, GT, GTE, LEAF, LEQ, LT, MEMBER, NEQ
+from onnxpy.kernels.jit import compiled
 
 # Aggregate codes passed to the kernels (trees._AGGREGATES order).
 AVERAGE, SUM, MIN, MAX = range(4)
-
-
-def _compile(fn):
-    """``njit`` with the on-disk cache, or without it when no cache folder is writable."""
-    options = dict(nogil=True, fastmath=False, boundscheck=False)
-    try:
-        return njit(cache=True, **options)(fn)
-    except RuntimeError:  # numba found no writable cache location
-        return njit(cache=False, **options)(fn)
 
 
 def _branch_impl(mode, v, t):
@@ -273,8 +265,8 @@ def slot_walk(
         _finish(out, function, n_trees)
 
 
-packed_walk = _compile(packed_walk)
-slot_walk = _compile(slot_walk)
+packed_walk = compiled(packed_walk)
+slot_walk = compiled(slot_walk)
 
 
 # -- the Python side -----------------------------------------------------------------------

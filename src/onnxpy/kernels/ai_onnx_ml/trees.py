@@ -20,7 +20,6 @@ of small trees (``_tree_bits``), compiled walks for big forests (``_tree_jit``, 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -28,6 +27,7 @@ from functools import partial
 import numpy as np
 from onnx import TensorProto
 
+from onnxpy.kernels import jit
 from onnxpy.kernels.ai_onnx_ml import _tree_bits
 from onnxpy.kernels.ai_onnx_ml._common import (
     as_rows,
@@ -93,11 +93,9 @@ _ALL_NODES_CELLS = 1 << 15
 _PAIRS_PER_THREAD = 1 << 15
 
 
-# With numba importable, forests are walked by compiled kernels (_tree_jit); this variable
-# set to 1 keeps the NumPy walks. Read once, at import.
-_JIT_DISABLED = os.environ.get("ONNXPY_DISABLE_JIT", "").strip() not in ("", "0")
-_JIT_MODULE: object | None = None
-_JIT_TRIED = False
+# With numba importable, forests are walked by compiled kernels (_tree_jit); tests set this
+# to keep the NumPy walks (ONNXPY_DISABLE_JIT=1 does it for the process, see kernels/jit.py).
+_JIT_DISABLED = jit.DISABLED
 # A compiled run is split over threads when each thread gets at least this many pairs.
 _JIT_PAIRS_PER_THREAD = 1 << 16
 # Forests walked by the compiled kernels: at least this many trees x levels. Below it the NumPy
@@ -111,16 +109,7 @@ _JIT_MIN_WALK = 1000
 
 def _jit_module():
     """The compiled-kernel module, imported on first use; None without numba (or disabled)."""
-    global _JIT_MODULE, _JIT_TRIED
-    if _JIT_DISABLED:
-        return None
-    if not _JIT_TRIED:
-        try:
-            from onnxpy.kernels.ai_onnx_ml import _tree_jit
-        except (ImportError, OSError, RuntimeError):  # no numba, or one that cannot load
-            _tree_jit = None
-        _JIT_MODULE, _JIT_TRIED = _tree_jit, True
-    return _JIT_MODULE
+    return None if _JIT_DISABLED else jit.load("onnxpy.kernels.ai_onnx_ml._tree_jit")
 
 
 @dataclass
