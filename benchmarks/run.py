@@ -748,7 +748,10 @@ def render_markdown(results: dict[str, Any]) -> str:
         "Session time for scikit-learn is the unpickling time.",
         "- **Noise**: this machine has 2 cores shared with other jobs running at the same time, "
         "so timings are noisy (easily +-20 %); ratios within one run are more telling than "
-        "absolute numbers.",
+        "absolute numbers. It has slow spells of seconds to minutes in which everything in a "
+        "process, NumPy calls and plain Python loops alike, runs ~1.5x slower; each measurement "
+        "therefore lasts its whole time budget (a 10 us model stopped at 1,000 repeats was "
+        "timed over 10 ms, and one spell moved its row by 50 %).",
         f"- Command: `{env['command'].strip()}`",
         "",
         "![average prediction time per runtime](latency.png)",
