@@ -49,8 +49,9 @@ class BitForest:
         negate: bool,
     ) -> None:
         interior = leaf_row < 0
-        used = len(np.unique(feature[interior]))
-        if (int(interior.sum()) + used) * n_trees > MAX_TABLE_CELLS:
+        nodes = np.flatnonzero(interior)
+        used = np.unique(feature[nodes]).tolist()
+        if (len(nodes) + len(used)) * n_trees > MAX_TABLE_CELLS:
             raise ValueError("the prefix tables would pass MAX_TABLE_CELLS")
         if np.isnan(threshold[interior]).any():  # always false: no place in a sorted order
             raise ValueError("a NaN threshold")
@@ -66,8 +67,7 @@ class BitForest:
         self.keys32: list[np.ndarray] = []
         self.keys64: list[np.ndarray] = []
         self.tables: list[np.ndarray] = []
-        nodes = np.flatnonzero(interior)
-        for f in np.unique(feature[nodes]).tolist():
+        for f in used:
             at = nodes[feature[nodes] == f]
             at = at[np.argsort(keys[at], kind="stable")]
             # Row k of the accumulation: the masks of the first k nodes, ANDed per tree.
@@ -150,10 +150,9 @@ def _leaf_bits(
     """Each leaf's bit (left-to-right, true side first) and each interior node's true-subtree
     leaf mask; raises ValueError when a tree has more than 64 leaves."""
     m = len(first)
-    count = np.ones(m, dtype=np.int64)
     inner = np.flatnonzero(interior).tolist()
     first_l = first.tolist()
-    counts = count.tolist()
+    counts = [1] * m  # leaves below each node
     for i in reversed(inner):  # children are numbered after their parent
         counts[i] = counts[first_l[i]] + counts[first_l[i] + 1]
     if n_trees and max(counts[:n_trees]) > _BITS:

@@ -108,17 +108,15 @@ def _gelu_into(x: np.ndarray) -> np.ndarray:
         return gelu_float32(x, out=x)
 
 
-@register(
-    "Gelu",
-    since=1,
-    domain=MS,
-    fresh=True,
-    in_place=lambda position: unary_in_place(_gelu_into, gelu, _FLOAT32)(position),
-)
 def gelu(x, /) -> np.ndarray:
     """0.5 x (1 + erf(x / sqrt 2)), the exact GELU."""
     cx, dtype = _float_input(x)
     return _as(_gelu(cx), dtype)
+
+
+register(
+    "Gelu", since=1, domain=MS, fresh=True, in_place=unary_in_place(_gelu_into, gelu, _FLOAT32)
+)(gelu)
 
 
 @register("BiasGelu", since=1, domain=MS, fresh=True, in_place=_bias_gelu_in_place)
