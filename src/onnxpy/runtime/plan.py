@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import AttributeProto, GraphProto, NodeProto, TypeProto
+from onnx import AttributeProto, GraphProto, TypeProto
 
 from onnxpy import errors
 from onnxpy.errors import InvalidGraph
@@ -104,12 +104,6 @@ class _Subgraph:
     plan: Plan
     free: list[str]  # outer names it reads, appended after its formal inputs
     num_inputs: int
-
-
-def _graph_attr_names(node: NodeProto) -> list[str]:
-    return [
-        a.name for a in node.attribute if a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS)
-    ]
 
 
 def _used_names(graph: GraphProto) -> set[str]:
