@@ -8,6 +8,7 @@ from pathlib import Path
 import onnx
 import pytest
 
+import onnxpy
 from onnxpy.cli import main
 from onnxpy.cli.demo import run_demo
 from tests.runtime.models import add_relu
@@ -38,15 +39,27 @@ def test_run_command(tmp_path, capsys):
 
 def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
-    commands = re.findall(r"^(python3 -m venv .*)$", readme, flags=re.M)
-    assert len(commands) == 2, "the quick start has exactly two commands"
-    assert "onnxpy demo" in commands[0]
-    assert commands[1] in (ROOT / ".ci" / "run").read_text()
+    demo = re.search(r"^# 1\. install and run the demo.*\n(.*)$", readme, flags=re.M).group(1)
+    tests = re.search(r"^# 2\. install and run the tests.*\n(.*)$", readme, flags=re.M).group(1)
+    assert "onnxpy demo" in demo and "-c constraints.txt" in demo
+    assert "-c constraints.txt" in tests, "the test command installs the locked versions"
+    assert tests in (ROOT / ".ci" / "run").read_text()
 
 
-@pytest.mark.parametrize("argv", [["--version"]])
-def test_version(argv, capsys):
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    assert info.value.code == 0
-    assert "onnxpy" in capsys.readouterr().out
+def test_version(capsys):
+    from onnxpy import __version__
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"onnxpy {__version__}"
+
+
+def test_errors_are_one_line_with_documented_exit_codes(tmp_path, capsys):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    assert main(["run", str(bad)]) == 3
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: InvalidProtobuf:") and "\n" not in err
+    assert main(["run", str(tmp_path / "missing.onnx")]) == 2
+    assert main(["no-such-command"]) == 2
+    with pytest.raises(onnxpy.InvalidProtobuf):  # --debug lets the traceback through
+        main(["--debug", "run", str(bad)])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,8 +31,13 @@ HERE = Path(__file__).parent
 
 
 def cache_root() -> Path:
+    import ml_dtypes
+
     root = os.environ.get("ONNXPY_CACHE_DIR") or os.path.join(Path.home(), ".cache", "onnxpy")
-    return Path(root) / f"backend-onnx-{onnx.__version__}"
+    # The node cases' expected values are computed by the installed onnx *and* ml_dtypes (casts
+    # to the sub-byte and float8 types go through ml_dtypes): a new version of either writes
+    # new data, never reuses the old.
+    return Path(root) / f"backend-onnx-{onnx.__version__}-ml_dtypes-{ml_dtypes.__version__}"
 
 
 _GENERATE = r"""
@@ -265,6 +271,31 @@ def assert_random_outcomes(expected: list[Any], actual: list[Any]) -> None:
         assert np.isin(out, (0, 1)).all(), "Bernoulli outcomes must be 0 or 1"
 
 
+# Cases whose data holds inputs for which the specification defines no result: a float cast to a
+# fixed-point type is "undefined if out of range" (Cast, "Casting from floating point to fixed
+# point"). The generator computes those elements with whatever the installed ml_dtypes does, and
+# that changed between releases (0.6 wraps, 0.7 gives 0), so no runtime can be held to them.
+# Only the in-range elements are compared with the suite; the out-of-range ones are checked
+# against onnxpy's documented choice (truncate, then wrap, as onnxruntime does for integral
+# values) in tests/kernels/test_cast.py. Maps a case-name pattern to the target's range.
+_SUB_BYTE_RANGE = {"INT4": (-8, 7), "UINT4": (0, 15), "INT2": (-2, 1), "UINT2": (0, 3)}
+FLOAT_TO_FIXED_CASES = re.compile(
+    r"test_cast(?:like)?_(?:FLOAT|FLOAT16)_to_(U?INT[42])(?:_expanded)?$"
+)
+
+
+def in_range_mask(case_name: str, feeds: dict[str, Any]) -> np.ndarray | None:
+    """Elements of a float -> fixed-point cast case whose result the spec defines (else None)."""
+    m = FLOAT_TO_FIXED_CASES.match(case_name)
+    if m is None:
+        return None
+    lo, hi = _SUB_BYTE_RANGE[m.group(1)]
+    x = np.asarray(next(iter(feeds.values())), dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        t = np.trunc(x)
+        return np.isfinite(x) & (t >= lo) & (t <= hi)
+
+
 def run_case(case: Case) -> None:
     """Run every data set of ``case`` through onnxpy; raise AssertionError on a mismatch."""
     import onnxpy
@@ -274,8 +305,14 @@ def run_case(case: Case) -> None:
     random_output = case.name.startswith(RANDOM_OUTPUT_CASES)
     for feeds, expected in load_case(case):
         actual = sess.run(names, feeds)
+        mask = in_range_mask(case.name, feeds)
         if random_output:
             assert_random_outcomes(expected, actual)
+        elif mask is not None:
+            assert mask.any() and not mask.all(), "the case should hold both kinds of element"
+            assert [a.shape for a in actual] == [e.shape for e in expected]
+            assert [a.dtype for a in actual] == [e.dtype for e in expected]
+            assert_similar([expected[0][mask]], [actual[0][mask]], case.rtol, case.atol)
         else:
             assert_similar(expected, actual, case.rtol, case.atol)
 

@@ -126,6 +126,57 @@ def test_int4_and_uint2_wrap():
     np.testing.assert_array_equal(y.astype(np.uint8), [3, 0, 1])
 
 
+# Out-of-range float -> fixed point is undefined by the spec. onnxpy's choice: truncate toward
+# zero like every other float -> integer cast, then keep the low bits (two's complement), the
+# rule the spec gives for fixed -> fixed; NaN and +/-inf give 0. That is what onnxruntime returns
+# for integral values (it rounds fractions to nearest, half away from zero, before wrapping) and
+# what ml_dtypes < 0.7 returned; ml_dtypes 0.7 returns 0 for every out-of-range value instead.
+_OUT_OF_RANGE = np.array([8, 9, 16, 17, -9, -16, -17, 100, -100, 1e10, np.inf, -np.inf, np.nan])
+
+
+@pytest.mark.parametrize(
+    "to, expected",
+    [
+        (T.INT4, [-8, -7, 0, 1, 7, 0, -1, 4, -4, 0, 0, 0, 0]),
+        (T.UINT4, [8, 9, 0, 1, 7, 0, 15, 4, 12, 0, 0, 0, 0]),
+        (T.INT2, [0, 1, 0, 1, -1, 0, -1, 0, 0, 0, 0, 0, 0]),
+        (T.UINT2, [0, 1, 0, 1, 3, 0, 3, 0, 0, 0, 0, 0, 0]),
+    ],
+)
+@pytest.mark.parametrize("src", [np.float32, np.float16, np.float64])
+def test_out_of_range_float_to_sub_byte_truncates_then_wraps(to, expected, src):
+    x = _OUT_OF_RANGE.astype(src) if src is not np.float16 else _OUT_OF_RANGE[:-4].astype(src)
+    want = expected if src is not np.float16 else expected[:-4]
+    if src is np.float16:  # 1e10 is inf in float16; check the specials separately
+        x = np.concatenate([x, np.array([np.inf, -np.inf, np.nan], src)])
+        want = want + [0, 0, 0]
+    y = cast(x, to)
+    np.testing.assert_array_equal(y.astype(np.int16), want)
+
+
+@pytest.mark.parametrize("to", [T.INT4, T.UINT4, T.INT2, T.UINT2])
+def test_integral_out_of_range_casts_agree_with_onnxruntime(to):
+    import onnxruntime as ort  # a dev dependency: the oracle
+    from onnx import helper
+
+    x = np.arange(-40, 41, dtype=np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", ["x"], ["t"], to=to),
+            helper.make_node("Cast", ["t"], ["y"], to=T.FLOAT),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", T.FLOAT, [x.size])],
+        [helper.make_tensor_value_info("y", T.FLOAT, [x.size])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 25)], ir_version=11)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    theirs = ort.InferenceSession(model.SerializeToString(), so).run(None, {"x": x})[0]
+    ours = onnxpy.InferenceSession(model).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(ours, theirs)
+
+
 def test_float4_saturates():
     y = cast(np.array([100.0, -np.inf, 0.25, 0.75], np.float32), T.FLOAT4E2M1)
     np.testing.assert_array_equal(y.astype(np.float32), [6.0, -6.0, 0.0, 1.0])

@@ -7,15 +7,15 @@ with scikit-learn's own.
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import time
 from dataclasses import dataclass
 
+import click
 import numpy as np
 
-__all__ = ["DemoResult", "run_demo", "add_parser"]
+__all__ = ["DemoResult", "run_demo", "command"]
 
 
 @dataclass
@@ -37,16 +37,14 @@ def run_demo(
     output_dir: str | None = None, n_estimators: int = 10, random_state: int = 42
 ) -> DemoResult:
     """Train, convert, run and compare; returns what was measured."""
-    try:
-        from skl2onnx import to_onnx
-        from sklearn.datasets import load_iris
-        from sklearn.ensemble import RandomForestClassifier
-        from sklearn.model_selection import train_test_split
-    except ImportError as e:  # the demo's extra is not installed
-        raise SystemExit(
-            f"The demo needs scikit-learn and skl2onnx ({e.name} is missing): "
-            "pip install 'onnxpy[demo]'"
-        ) from e
+    from onnxpy.cli import require
+
+    require("sklearn", "demo", "the demo")
+    require("skl2onnx", "demo", "the demo")
+    from skl2onnx import to_onnx
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.model_selection import train_test_split
 
     import onnxpy as rt
 
@@ -87,21 +85,21 @@ def run_demo(
     )
 
 
-def _main(args: argparse.Namespace) -> int:
-    res = run_demo(args.output_dir, args.n_estimators)
-    print("onnxpy demo: RandomForestClassifier on iris -> skl2onnx -> onnxpy")
-    print(f"  model:                 {res.model_path}")
-    print(f"  session created in:    {res.session_seconds * 1e3:.1f} ms")
-    print(f"  predicted {res.rows} rows in:  {res.run_seconds * 1e3:.2f} ms")
-    print(f"  labels equal sklearn:  {res.labels_equal} / {res.rows}")
-    print(f"  max |proba diff|:      {res.max_proba_diff:.2e}")
-    print(f"  test accuracy:         {res.accuracy:.3f}")
-    print("  result:                " + ("AGREES with scikit-learn" if res.agrees else "DISAGREES"))
+@click.command("demo")
+@click.option("--output-dir", default=None, help="Where to write rf_iris.onnx (default: temp).")
+@click.option("--n-estimators", type=int, default=10, show_default=True)
+def command(output_dir: str | None, n_estimators: int) -> int:
+    """Train a RandomForest on iris, convert it with skl2onnx, run it with onnxpy, and check
+    labels and probabilities against scikit-learn (offline)."""
+    res = run_demo(output_dir, n_estimators)
+    click.echo("onnxpy demo: RandomForestClassifier on iris -> skl2onnx -> onnxpy")
+    click.echo(f"  model:                 {res.model_path}")
+    click.echo(f"  session created in:    {res.session_seconds * 1e3:.1f} ms")
+    click.echo(f"  predicted {res.rows} rows in:  {res.run_seconds * 1e3:.2f} ms")
+    click.echo(f"  labels equal sklearn:  {res.labels_equal} / {res.rows}")
+    click.echo(f"  max |proba diff|:      {res.max_proba_diff:.2e}")
+    click.echo(f"  test accuracy:         {res.accuracy:.3f}")
+    click.echo(
+        "  result:                " + ("AGREES with scikit-learn" if res.agrees else "DISAGREES")
+    )
     return 0 if res.agrees else 1
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="train, convert and run a RandomForest on iris (offline)")
-    p.add_argument("--output-dir", default=None, help="where to write rf_iris.onnx (default: temp)")
-    p.add_argument("--n-estimators", type=int, default=10)
-    p.set_defaults(func=_main)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import time
 
+import click
 import numpy as np
 
-__all__ = ["add_parser", "random_feeds"]
+__all__ = ["command", "random_feeds"]
 
 
 def random_feeds(sess, batch: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
@@ -19,7 +19,7 @@ def random_feeds(sess, batch: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
     for arg in sess.get_inputs():
         tp = arg._type_proto
         if tp is None or tp.WhichOneof("value") != "tensor_type":
-            raise SystemExit(f"input '{arg.name}' is {arg.type}: give it with --input")
+            raise click.UsageError(f"input '{arg.name}' is {arg.type}: give it with --input")
         dtype = ELEM_TYPE_TO_DTYPE[tp.tensor_type.elem_type]
         shape = [d if isinstance(d, int) else batch for d in arg.shape]
         if dtype.kind == "f":
@@ -29,16 +29,27 @@ def random_feeds(sess, batch: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
         elif dtype.kind == "b":
             feeds[arg.name] = rng.integers(0, 2, size=shape).astype(bool)
         else:
-            raise SystemExit(f"input '{arg.name}' is {arg.type}: give it with --input")
+            raise click.UsageError(f"input '{arg.name}' is {arg.type}: give it with --input")
     return feeds
 
 
-def _main(args: argparse.Namespace) -> int:
+@click.command("run")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option("--batch", type=int, default=1, show_default=True, help="Value of symbolic dims.")
+@click.option("--input", "inputs", multiple=True, metavar="NAME=FILE.npy", help="Repeatable.")
+def command(model: str, batch: int, inputs: tuple[str, ...]) -> int:
+    """Run MODEL on random inputs (or given .npy files) and print the outputs' summary.
+
+    \b
+    Examples:
+      onnxpy run model.onnx
+      onnxpy run model.onnx --batch 8 --input X=x.npy
+    """
     import onnxpy as rt
 
-    sess = rt.InferenceSession(args.model)
-    feeds = random_feeds(sess, args.batch)
-    for spec in args.input or []:
+    sess = rt.InferenceSession(model)
+    feeds = random_feeds(sess, batch)
+    for spec in inputs:
         name, _, path = spec.partition("=")
         feeds[name] = np.load(path, allow_pickle=False)
     t0 = time.perf_counter()
@@ -46,16 +57,8 @@ def _main(args: argparse.Namespace) -> int:
     dt = time.perf_counter() - t0
     for arg, value in zip(sess.get_outputs(), outs):
         if isinstance(value, np.ndarray):
-            print(f"{arg.name}: {arg.type} shape={list(value.shape)}")
+            click.echo(f"{arg.name}: {arg.type} shape={list(value.shape)}")
         else:
-            print(f"{arg.name}: {arg.type} ({type(value).__name__})")
-    print(f"ran in {dt * 1e3:.2f} ms")
+            click.echo(f"{arg.name}: {arg.type} ({type(value).__name__})")
+    click.echo(f"ran in {dt * 1e3:.2f} ms")
     return 0
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run a model on random or given inputs")
-    p.add_argument("model")
-    p.add_argument("--batch", type=int, default=1, help="value of symbolic dimensions")
-    p.add_argument("--input", action="append", help="NAME=file.npy (repeatable)")
-    p.set_defaults(func=_main)
