@@ -189,8 +189,13 @@ def _decoder_model(pixel_format):
     return model.SerializeToString()
 
 
-@pytest.mark.skipif(HAS_PIL, reason="Pillow is installed")
-def test_image_decoder_without_pillow_is_refused_at_session_creation():
+def test_image_decoder_without_pillow_is_refused_at_session_creation(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "PIL" else real(name, *a)
+    )
     with pytest.raises(onnxpy.errors.NotImplemented, match="pip install pillow"):
         onnxpy.InferenceSession(_decoder_model("RGB"))
 
