@@ -337,7 +337,7 @@ def test_off_spec_default_domain_op_saved_by_onnxruntime_loads():
 def test_intra_op_num_threads_limits_blas_threads():
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from onnxpy.runtime import threads
+    from onnxpy.kernels import threads
 
     def blas_threads():
         return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]

@@ -44,6 +44,10 @@ class NodeInfo:
     # (ai.onnx.preview.training::Gradient differentiates the nodes that compute its ``y``).
     graph: Any = None
     opsets: dict[str, int] = field(default_factory=dict)
+    # compile_graph(graph, outputs) -> run(*inputs) -> outputs: the runtime's planner, handed
+    # down so that a kernel that runs a graph of its own (Gradient's forward pass) never
+    # imports the runtime above it.
+    compile_graph: Callable[[Any, list[str]], Callable[..., list[Any]]] | None = None
 
 
 @dataclass(frozen=True)

@@ -458,6 +458,7 @@ class PlanBuilder:
                 constant_inputs=constants,
                 graph=graph,
                 opsets=dict(sn.opsets),
+                compile_graph=functools.partial(self._compile_graph, opsets=dict(sn.opsets)),
             )
             try:
                 fn = kernel.fn(info, **attrs)
@@ -484,6 +485,13 @@ class PlanBuilder:
             return fn(*args[:n_formal], **bound)
 
         return with_subgraphs
+
+    def _compile_graph(
+        self, graph: GraphProto, outputs: list[str], *, opsets: dict[str, int]
+    ) -> Callable[..., list[Any]]:
+        """A graph as a function of its inputs (NodeInfo.compile_graph, for kernels)."""
+        plan = self.build(graph, outputs=outputs, opsets=opsets)
+        return lambda *inputs: plan.run_values(list(inputs))
 
     def _subgraph(
         self, g: GraphProto, opsets: dict[str, int], types: dict[str, TypeProto]

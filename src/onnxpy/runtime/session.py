@@ -19,6 +19,7 @@ import onnx
 from onnx import TensorProto, TypeProto, ValueInfoProto
 
 from onnxpy.errors import InvalidArgument, InvalidGraph
+from onnxpy.kernels.threads import apply_intra_op_threads
 from onnxpy.model.loader import LoadedModel, load_model, model_opsets
 from onnxpy.model.skeleton import infer_types
 from onnxpy.model.tensors import mappable
@@ -31,7 +32,6 @@ from onnxpy.runtime.feeds import compile_feed_check
 from onnxpy.runtime.memory import keep_freed_memory
 from onnxpy.runtime.options import RunOptions, SessionOptions
 from onnxpy.runtime.plan import Plan, PlanBuilder, as_array
-from onnxpy.runtime.threads import apply_intra_op_threads
 from onnxpy.types import shape_of, type_string, value_type_string
 
 __all__ = ["InferenceSession", "NodeArg", "ModelMetadata"]

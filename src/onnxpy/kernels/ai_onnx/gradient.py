@@ -17,6 +17,7 @@ from onnx import GraphProto, helper
 
 from onnxpy import errors
 from onnxpy.kernels.registry import NodeInfo, register
+from onnxpy.model.tensors import tensor_to_array
 
 _Vjp = Callable[[list[np.ndarray], np.ndarray, np.ndarray], list[np.ndarray | None]]
 
@@ -110,9 +111,8 @@ def _forward_nodes(graph: GraphProto, y: str, sources: set[str]) -> list[Any]:
 def gradient(info: NodeInfo, *, xs=None, zs=None, y=None):
     if not xs or y is None:
         raise ValueError("Gradient needs the attributes 'xs' and 'y'")
-    if info.graph is None:
-        raise errors.NotImplemented("Gradient needs its enclosing graph")
-    from onnxpy.runtime.plan import PlanBuilder
+    if info.graph is None or info.compile_graph is None:
+        raise errors.NotImplemented("Gradient needs its enclosing graph and a graph compiler")
 
     zs = list(zs or [])
     sources = list(xs) + zs
@@ -130,13 +130,14 @@ def gradient(info: NodeInfo, *, xs=None, zs=None, y=None):
         [helper.make_value_info(n, helper.make_empty_tensor_value_info(n).type) for n in names],
         initializers,
     )
-    plan = PlanBuilder(info.opsets, None).build(forward, outputs=names or [y])
+    outputs = names or [y]
+    run_forward = info.compile_graph(forward, outputs)
+    constants = {t.name: tensor_to_array(t, None) for t in initializers}
 
     def run(*inputs: np.ndarray) -> tuple[np.ndarray, ...]:
-        values = dict(zip(sources, inputs))
-        values.update(zip(plan.output_names, plan.run_values(list(inputs))))
-        for t in initializers:
-            values.setdefault(t.name, plan.template[plan.slot_names.index(t.name)])
+        values = dict(constants)
+        values.update(zip(sources, inputs))
+        values.update(zip(outputs, run_forward(*inputs)))
         grads: dict[str, np.ndarray] = {y: np.ones_like(values[y])}
         for n in reversed(nodes):
             g = grads.get(n.output[0])

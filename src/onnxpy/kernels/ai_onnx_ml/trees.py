@@ -37,7 +37,7 @@ from onnxpy.kernels.ai_onnx_ml._common import (
 )
 from onnxpy.kernels.ai_onnx_ml._common import post_transform as apply_post
 from onnxpy.kernels.registry import NodeInfo, register
-from onnxpy.runtime.threads import kernel_threads, worker_pool
+from onnxpy.kernels.threads import kernel_threads, worker_pool
 
 ML = "ai.onnx.ml"
 

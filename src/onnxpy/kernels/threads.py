@@ -1,5 +1,8 @@
 """``intra_op_num_threads``: how many threads BLAS and onnxpy's own parallel kernels use.
 
+A kernel facility (kernels may import it; the session sets the limit), so it lives on the
+kernels' floor rather than in the runtime above them.
+
 BLAS thread pools (OpenBLAS, MKL, BLIS) belong to the process, not to a session, so a limit
 set here holds for every session until another session sets a different one; onnxruntime's
 per-session pools have no equivalent in NumPy. threadpoolctl finds and sets them without
