@@ -21,6 +21,7 @@ __all__ = [
     "NotImplemented",
     "InvalidGraph",
     "EPFail",
+    "Terminated",
 ]
 
 
@@ -70,3 +71,7 @@ class InvalidGraph(OnnxpyError):
 
 class EPFail(OnnxpyError):
     """An execution provider failed."""
+
+
+class Terminated(Fail):
+    """``RunOptions.terminate`` stopped a run (a :class:`Fail`, as onnxruntime raises)."""

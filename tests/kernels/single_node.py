@@ -74,6 +74,31 @@ def _output_info(name, tp, rank):
     return helper.make_tensor_value_info(name, elem, [None] * rank)
 
 
+def _inferred_elem_types(node, graph_inputs, inits, imports):
+    """Each output's element type as ONNX inference gives it (float where it cannot tell):
+    declared outputs must agree with what the node makes, or the session refuses the model."""
+    graph = helper.make_graph(
+        [node], "g", graph_inputs, [onnx.ValueInfoProto(name=o) for o in node.output], inits
+    )
+    opset_imports = [helper.make_opsetid(d, v) for d, v in imports.items()] or None
+    model = helper.make_model(graph, opset_imports=opset_imports)
+    model.ir_version = min(model.ir_version, onnx.IR_VERSION)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model).graph.output
+    except Exception:  # noqa: BLE001 - unknown ops (custom domains): float, as before
+        return TensorProto.FLOAT
+    types = []
+    for vi in inferred:
+        tp = vi.type
+        if tp.WhichOneof("value") == "tensor_type" and tp.tensor_type.elem_type:
+            types.append(tp.tensor_type.elem_type)
+        elif tp.WhichOneof("value") not in (None, "tensor_type"):
+            types.append(tp)
+        else:
+            types.append(TensorProto.FLOAT)
+    return types
+
+
 def run(
     op,
     inputs,
@@ -105,22 +130,25 @@ def run(
     names = [f"x{i}" if v is not None else "" for i, v in enumerate(inputs)]
     given = [(i, n, v) for i, (n, v) in enumerate(zip(names, inputs, strict=True)) if n]
     arrays = [np.asarray(v) for _, _, v in given if not isinstance(v, dict)]
-    if out_types is None:
-        out_types = arrays[0].dtype if like_input else TensorProto.FLOAT
+    out_names = [f"y{i}" for i in range(outputs)]
+    graph_inputs = [_input_info(n, v, unknown_dims) for i, n, v in given if i not in constants]
+    inits = [numpy_helper.from_array(np.asarray(v), n) for i, n, v in given if i in constants]
+    node = helper.make_node(op, names, out_names, domain=domain or None, **attrs)
+    if out_types is None and like_input:
+        out_types = arrays[0].dtype
+    elif out_types is None:
+        imports = {**(opsets or {}), **({domain: opset} if opset is not None else {})}
+        out_types = _inferred_elem_types(node, graph_inputs, inits, imports)
     if out_rank is None:
         out_rank = max(a.ndim for a in arrays) if like_input else 1
     out_types = out_types if isinstance(out_types, list) else [out_types] * outputs
     out_rank = out_rank if isinstance(out_rank, list) else [out_rank] * outputs
-    out_names = [f"y{i}" for i in range(outputs)]
     graph_outputs = [
         _output_info(n, t, r) for n, t, r in zip(out_names, out_types, out_rank, strict=True)
     ]
-    graph_inputs = [_input_info(n, v, unknown_dims) for i, n, v in given if i not in constants]
-    inits = [numpy_helper.from_array(np.asarray(v), n) for i, n, v in given if i in constants]
     feeds = {
         n: v if isinstance(v, dict) else np.asarray(v) for i, n, v in given if i not in constants
     }
-    node = helper.make_node(op, names, out_names, domain=domain or None, **attrs)
     res = run_graph(
         [node],
         graph_inputs,

@@ -20,7 +20,17 @@ def session(op, inputs=(), **attrs):
         helper.make_tensor_value_info(n, elem_type_of(np.asarray(v).dtype), np.shape(v))
         for n, v in zip(names, inputs, strict=True)
     ]
-    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])
+    # Declared as the spec's output type (dtype, else the input's for *Like and Bernoulli,
+    # int32 for Multinomial, float): a contradicting declaration is refused at creation.
+    if "dtype" in attrs:
+        out_elem = attrs["dtype"]
+    elif op.endswith("Like") or op == "Bernoulli":
+        out_elem = elem_type_of(np.asarray(inputs[0]).dtype)
+    elif op == "Multinomial":
+        out_elem = TensorProto.INT32
+    else:
+        out_elem = TensorProto.FLOAT
+    out = helper.make_tensor_value_info("y", out_elem, [None])
     graph = helper.make_graph([node], "g", graph_inputs, [out])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)])
     model.ir_version = min(model.ir_version, onnx.IR_VERSION)

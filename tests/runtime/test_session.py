@@ -266,8 +266,8 @@ def test_external_data_is_memory_mapped(tmp_path, x):
     )
     assert os.path.exists(tmp_path / "weights.bin")
     sess = rt.InferenceSession(str(path))
-    w_slot = sess._plans[sess._default_outputs].slot_names.index("W")
-    assert isinstance(sess._plans[sess._default_outputs].template[w_slot], np.memmap)
+    plan = sess._plan_for(None)
+    assert isinstance(plan.template[plan.slot_names.index("W")], np.memmap)
     xx = x[:1]
     y, yw = sess.run(None, {"X": xx})
     np.testing.assert_array_equal(yw, expected_add_relu(xx) + weights)
@@ -282,8 +282,7 @@ def test_outputs_viewing_initializers_cannot_corrupt_the_session():
     )
     sess = rt.InferenceSession(m.SerializeToString())
     (y,) = sess.run(None, {"X": np.zeros(1, np.float32)})
-    with pytest.raises(ValueError):
-        y[0] = 100.0
+    y[0] = 100.0  # a writable array of the caller's own
     np.testing.assert_array_equal(sess.run(None, {"X": np.zeros(1, np.float32)})[0], [1.0, 2.0])
 
 

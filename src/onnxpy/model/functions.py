@@ -92,7 +92,10 @@ def inline_function(
     for i, formal in enumerate(fn.input):
         mapping[formal] = node.input[i] if i < len(node.input) else ""
     for i, formal in enumerate(fn.output):
-        mapping[formal] = node.output[i] if i < len(node.output) else ""
+        # An output the caller leaves out ('' or missing) may still be read inside the body:
+        # it gets a private name like any other internal value.
+        given_name = node.output[i] if i < len(node.output) else ""
+        mapping[formal] = given_name or tag + formal
     given = {a.name: a for a in node.attribute}
     defaults = dict(attr_defaults or {})
     for a in fn.attribute_proto:

@@ -12,7 +12,9 @@ from google.protobuf.message import DecodeError
 from onnx import ModelProto
 
 from onnxpy.errors import InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuchFile
+from onnxpy.model.normalize import normalize_model
 from onnxpy.model.skeleton import skeleton
+from onnxpy.model.validate import graph_problems, header_problems, raise_first
 from onnxpy.model.weights import InlineWeights
 from onnxpy.model.wire import ReadInto, parse_model_lean
 
@@ -74,10 +76,10 @@ def _parse(data: bytes, what: str) -> ModelProto:
         raise InvalidProtobuf(
             f"Failed to load model from {what}: not a valid ONNX protobuf ({e})"
         ) from e
-    if not model.HasField("graph") or model.ir_version == 0:
+    if not model.HasField("graph"):
         raise InvalidProtobuf(
             f"Failed to load model from {what}: the bytes parse but hold no ONNX model "
-            "(no graph or no ir_version); the file is corrupt or not an ONNX model"
+            "(no graph); the file is corrupt or not an ONNX model"
         )
     return model
 
@@ -117,11 +119,44 @@ def _ort_compatible(model: ModelProto) -> ModelProto:
     return copy
 
 
+def _relax_to_the_ir(model: ModelProto) -> ModelProto:
+    """A copy the checker accepts where it is stricter than the IR (the model itself is kept).
+
+    - A main graph input or output may declare a tensor type without a shape (the IR makes
+      ``TypeProto.Tensor.shape`` optional; skl2onnx writes IsolationForest, GaussianProcess and
+      LocalOutlierFactor outputs that way); the checker insists on the field.
+    - Before IR 4 every initializer had to be a graph input too; files of IR 3 that list
+      only some are run by onnxruntime with the others as constants.
+    """
+    g = model.graph
+    shapeless = [
+        vi
+        for vi in list(g.input) + list(g.output)
+        if vi.type.WhichOneof("value") == "tensor_type"
+        and not vi.type.tensor_type.HasField("shape")
+    ]
+    listed = {i.name for i in g.input}
+    unlisted = (
+        [t for t in g.initializer if t.name not in listed] if 0 < model.ir_version < 4 else []
+    )
+    if not shapeless and not unlisted:
+        return model
+    copy = ModelProto()
+    copy.CopyFrom(model)
+    cg = copy.graph
+    for vi in list(cg.input) + list(cg.output):
+        if vi.type.WhichOneof("value") == "tensor_type":
+            vi.type.tensor_type.shape.SetInParent()  # an empty shape: the field present
+    for t in unlisted:
+        cg.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+    return copy
+
+
 def _check(model: ModelProto) -> None:
     try:
         # The checker sees the skeleton (weights as typed inputs): checking 440 MB of weights
         # costs seconds and adds nothing that decoding them does not check.
-        onnx.checker.check_model(_ort_compatible(skeleton(model)))
+        onnx.checker.check_model(_ort_compatible(_relax_to_the_ir(skeleton(model))))
     except onnx.checker.ValidationError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
         raise InvalidGraph(f"Model failed ONNX validation: {first}") from e
@@ -159,7 +194,10 @@ def load_model(
             f"Expected a path, bytes or onnx.ModelProto, got {type(source).__name__}"
         )
     if check:
+        raise_first(header_problems(model))
+        normalize_model(model)
         _check(model)
+        raise_first(graph_problems(model, base_dir))
     return LoadedModel(
         proto=model, base_dir=base_dir, opsets=model_opsets(model), path=path, weights=weights
     )

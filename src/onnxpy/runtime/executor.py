@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from onnxpy.errors import Fail, OnnxpyError, RuntimeException
+from onnxpy.errors import Fail, OnnxpyError, Terminated
 
-__all__ = ["compile_steps", "execute", "execute_profiled", "node_error"]
+__all__ = ["compile_steps", "execute", "execute_profiled", "node_error", "current_stop"]
+
+# The stop flag of the run in progress on this thread (RunOptions.terminate), so that
+# subgraphs (Loop, Scan and If bodies) run through execute() too and a long loop can be stopped.
+_run_state = threading.local()
+
+
+def current_stop() -> Callable[[], bool] | None:
+    """The terminate check of the run this thread is in, if it was given RunOptions."""
+    return getattr(_run_state, "stop", None)
 
 
 def node_error(step: Any, exc: BaseException) -> OnnxpyError:
@@ -34,11 +44,13 @@ def execute(
     once for the whole run rather than inside every kernel.
     """
     step = None
+    outer = getattr(_run_state, "stop", None)
+    _run_state.stop = should_stop
     try:
         with np.errstate(all="ignore"):
             for step in steps:
                 if should_stop is not None and should_stop():
-                    raise RuntimeException("Exiting due to terminate flag being set to true.")
+                    raise Terminated("Exiting due to terminate flag being set to true.")
                 res = step.fn(*[values[i] for i in step.inputs])
                 if type(res) is tuple:
                     for pos, s in step.outputs:
@@ -47,12 +59,14 @@ def execute(
                     values[step.outputs[0][1]] = res
                 for s in step.free:
                     values[s] = None
-    except RuntimeException:
+    except Terminated:
         raise
     except Exception as e:
         if step is None:
             raise
         raise node_error(step, e) from e
+    finally:
+        _run_state.stop = outer
 
 
 def compile_steps(steps: Sequence[Any]) -> Callable[[list[Any]], None]:
@@ -96,7 +110,7 @@ def compile_steps(steps: Sequence[Any]) -> Callable[[list[Any]], None]:
         try:
             with np.errstate(all="ignore"):
                 body(values)
-        except RuntimeException:
+        except Terminated:
             raise
         except Exception as e:
             tb = e.__traceback__

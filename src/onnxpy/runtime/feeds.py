@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 from onnx import TypeProto
 
 from onnxpy.errors import InvalidArgument
 from onnxpy.types import ELEM_TYPE_TO_DTYPE, elem_type_of, type_string, value_type_string
 
-__all__ = ["FeedCheck", "compile_feed_check"]
+__all__ = ["FeedCheck", "compile_feed_check", "from_python"]
 
 FeedCheck = Callable[[Any], Any]
 
@@ -48,12 +49,8 @@ def compile_feed_check(name: str, tp: TypeProto | None) -> FeedCheck:
 
 
 def _check_tensor(name: str, value: Any, tp: TypeProto) -> np.ndarray:
-    if isinstance(value, np.generic):
-        value = np.asarray(value)
     if not isinstance(value, np.ndarray):
-        raise InvalidArgument(
-            f"Input '{name}' must be a numpy array ({type_string(tp)}), got {type(value).__name__}"
-        )
+        value = from_python(name, value, tp)
     tt = tp.tensor_type
     try:
         actual = elem_type_of(value.dtype)
@@ -92,6 +89,93 @@ def _check_tensor(name: str, value: Any, tp: TypeProto) -> np.ndarray:
                 "Please fix either the inputs/outputs or the model."
             )
     return value
+
+
+_SUB_BYTE_INTS = frozenset({"int4", "uint4", "int2", "uint2"})
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def from_python(name: str, value: Any, tp: TypeProto) -> np.ndarray:
+    """A feed written as Python (nested lists, numbers, NumPy scalars) as an array of the
+    input's declared element type.
+
+    Floats may round (as any float conversion does); an integer input takes only integral
+    values within its range, a bool input only bools, a string input only strings. Ragged
+    lists and strings for numbers are refused, naming the input, what was given and what is
+    expected. (NumPy *arrays* of another dtype stay refused, as in onnxruntime.)
+    """
+    expected = type_string(tp)
+    if not isinstance(value, (list, tuple, int, float, bool, str, bytes, np.generic)):
+        raise InvalidArgument(
+            f"Input '{name}' must be a numpy array or a (nested) list of values ({expected}), "
+            f"got {type(value).__name__}"
+        )
+    try:
+        given = np.asarray(value)
+    except ValueError as e:  # NumPy refuses ragged nesting
+        raise InvalidArgument(
+            f"Input '{name}': the nested lists are ragged (rows of different lengths), so they "
+            f"form no tensor ({expected}); got {_describe(value)}"
+        ) from e
+    dtype = ELEM_TYPE_TO_DTYPE.get(tp.tensor_type.elem_type)
+    if dtype is None:
+        return given
+    kind = given.dtype.kind
+    if given.size == 0 and kind == "f":
+        kind = dtype.kind if dtype.kind != "V" else "f"  # [] is float64 to NumPy: any type fits
+    if dtype.kind == "O":
+        if kind not in "US":
+            raise InvalidArgument(
+                f"Input '{name}' expects strings ({expected}); got {_describe(value)}"
+            )
+        return given.astype(str).astype(object)
+    if kind in "USO":
+        raise InvalidArgument(
+            f"Input '{name}' expects numbers ({expected}); got {_describe(value)}, which holds "
+            f"{'strings' if kind in 'US' else 'values NumPy cannot hold as numbers of one type'}"
+        )
+    if dtype == np.bool_:
+        if kind != "b":
+            raise InvalidArgument(
+                f"Input '{name}' expects bools ({expected}); got {_describe(value)}"
+            )
+        return given
+    if kind == "b":
+        raise InvalidArgument(
+            f"Input '{name}' expects numbers ({expected}); got bools in {_describe(value)}"
+        )
+    if dtype.kind in "iu" or dtype.name in _SUB_BYTE_INTS:
+        return _to_integers(name, given, dtype, expected, value)
+    if kind == "c" and dtype.kind != "c":
+        raise InvalidArgument(
+            f"Input '{name}' expects real numbers ({expected}); got {_describe(value)}"
+        )
+    with np.errstate(over="ignore"):
+        return given.astype(dtype)
+
+
+def _to_integers(name: str, given: np.ndarray, dtype: np.dtype, expected: str, value: Any):
+    if given.dtype.kind == "f" or given.dtype.kind == "c":
+        if (
+            given.dtype.kind == "c"
+            or not np.all(np.isfinite(given))
+            or np.any(given != np.trunc(given))
+        ):
+            raise InvalidArgument(
+                f"Input '{name}' expects integers ({expected}); got {_describe(value)}, which "
+                "holds values that are not integers"
+            )
+    info = ml_dtypes.iinfo(dtype) if dtype.name in _SUB_BYTE_INTS else np.iinfo(dtype)
+    if given.size and (given.min() < info.min or given.max() > info.max):
+        raise InvalidArgument(
+            f"Input '{name}' ({expected}): {_describe(value)} holds values outside "
+            f"{dtype}'s range [{info.min}, {info.max}]"
+        )
+    return given.astype(dtype)
 
 
 def _check_feed(name: str, value: Any, tp: TypeProto | None) -> Any:

@@ -21,7 +21,45 @@ class ExecutionMode(enum.IntEnum):
     ORT_PARALLEL = 1
 
 
-class SessionOptions:
+class _Closed:
+    """Attributes are those ``__init__`` sets: a misspelt option raises AttributeError, as in
+    onnxruntime, instead of being silently ignored."""
+
+    _known: frozenset[str] = frozenset()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        known = type(self)._known
+        if (
+            known
+            and name not in known
+            and not isinstance(getattr(type(self), name, None), property)
+        ):
+            raise AttributeError(
+                f"'{type(self).__name__}' object has no attribute '{name}'"
+                + _did_you_mean(name, known)
+            )
+        object.__setattr__(self, name, value)
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        init = cls.__init__
+
+        def __init__(self, *args, **kwargs):
+            init(self, *args, **kwargs)
+            if not type(self)._known:
+                type(self)._known = frozenset(self.__dict__)
+
+        cls.__init__ = __init__
+
+
+def _did_you_mean(name: str, known: frozenset[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, [k for k in known if not k.startswith("_")], n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+class SessionOptions(_Closed):
     """Options read once when a session is created (later changes do not affect it)."""
 
     def __init__(self) -> None:
@@ -57,7 +95,7 @@ class SessionOptions:
         return new
 
 
-class RunOptions:
+class RunOptions(_Closed):
     """Per-call options. ``terminate = True`` from another thread stops a running call."""
 
     def __init__(self) -> None:

@@ -23,6 +23,7 @@ from onnxpy.kernels.registry import Kernel, NodeInfo, lookup
 from onnxpy.model.functions import ScopedNode, inline_function, schema_function
 from onnxpy.model.tensors import tensor_to_array
 from onnxpy.runtime.attributes import decode_attribute
+from onnxpy.runtime.executor import compile_steps, current_stop, execute
 from onnxpy.runtime.inplace import in_place_inputs
 
 __all__ = ["Step", "Plan", "PlanBuilder", "BoundGraph"]
@@ -57,6 +58,9 @@ class Plan:
     slot_names: list[str] = field(default_factory=list)
     # Declared types of the outputs where known (zero-trip Loop/Scan need them).
     output_types: list[TypeProto | None] = field(default_factory=list)
+    # Per output: made by a kernel that returns new arrays aliasing nothing (no copy needed
+    # before handing it to a caller). False for constants, feeds and views.
+    output_fresh: list[bool] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.slot_of_input: dict[str, int] = dict(zip(self.input_names, self.input_slots))
@@ -66,8 +70,6 @@ class Plan:
     def runner(self) -> Callable[[list[Any]], None]:
         """The steps compiled into one function of the slot list (built on first use)."""
         if self._runner is None:
-            from onnxpy.runtime.executor import compile_steps
-
             self._runner = compile_steps(self.steps)
         return self._runner
 
@@ -76,7 +78,11 @@ class Plan:
         values = self.template.copy()
         for slot, v in zip(self.input_slots, inputs):
             values[slot] = v
-        self.runner(values)
+        stop = current_stop()
+        if stop is None:
+            self.runner(values)
+        else:  # inside a run given RunOptions: check terminate between the body's nodes
+            execute(self.steps, values, stop)
         return [values[s] for s in self.output_slots]
 
 
@@ -272,6 +278,9 @@ class PlanBuilder:
                             free.append(x)
             node_free.append(free)
 
+        # An initializer that is also a graph input is a default the caller may override: its
+        # value is only known at run time, so no kernel may prepare it as a constant.
+        overridable = initializer_names & set(formal_inputs)
         known = set(formal_inputs) | set(extra_inputs) | initializer_names
         wanted = list(outputs) if outputs is not None else [o.name for o in graph.output]
         for w in wanted:
@@ -333,7 +342,9 @@ class PlanBuilder:
         kernels: list[Kernel] = []
         for idx in order:
             sn, kernel = expanded[idx]
-            fn = self._bind(sn, kernel, types, template_values, slot_of, node_free[idx], graph)
+            fn = self._bind(
+                sn, kernel, types, template_values, slot_of, node_free[idx], graph, overridable
+            )
             in_slots = [slot(n) for n in sn.node.input] + [slot(n) for n in node_free[idx]]
             out_slots = [(p, slot(o)) for p, o in enumerate(sn.node.output) if o]
             if kernel.op_type == "Constant" and kernel.domain == "" and not sn.node.input:
@@ -374,6 +385,12 @@ class PlanBuilder:
         for i, position in reuse.items():
             fn, ins, outs, sn = steps_raw[i]
             steps_raw[i] = (kernels[i].in_place(position), ins, outs, sn)
+        fresh_slots = {
+            s
+            for k, (_, _, outs, _) in zip(kernels, steps_raw, strict=True)
+            if k.fresh
+            for _, s in outs
+        }
 
         steps = [
             Step(
@@ -404,6 +421,7 @@ class PlanBuilder:
             required_inputs=[n for n in formal_inputs if n not in initializer_names],
             slot_names=names,
             output_types=[types.get(w) for w in wanted],
+            output_fresh=[slot_of[w] in fresh_slots for w in wanted],
         )
 
     def _bind(
@@ -415,6 +433,7 @@ class PlanBuilder:
         slot_of: dict[str, int],
         free: list[str],
         graph: GraphProto,
+        overridable: set[str] = frozenset(),
     ) -> Callable[..., Any]:
         """Decode attributes, compile subgraphs and produce the step's callable."""
         node = sn.node
@@ -444,7 +463,7 @@ class PlanBuilder:
             constants = {}
             for i, name in enumerate(node.input):
                 s = slot_of.get(name)
-                if name and s is not None and s in template_values:
+                if name and name not in overridable and s is not None and s in template_values:
                     constants[i] = template_values[s]
             info = NodeInfo(
                 name=node.name,
@@ -499,10 +518,3 @@ class PlanBuilder:
         free = sorted(_used_names(g))
         plan = self.build(g, extra_inputs=free, opsets=opsets, type_hints=types)
         return _Subgraph(plan=plan, free=free, num_inputs=len(g.input))
-
-
-def as_array(value: Any) -> Any:
-    """Normalize kernel results handed to users: numpy scalars become 0-d arrays."""
-    if isinstance(value, np.generic):
-        return np.asarray(value)
-    return value

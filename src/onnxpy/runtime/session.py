@@ -18,12 +18,13 @@ import numpy as np
 import onnx
 from onnx import TensorProto, TypeProto, ValueInfoProto
 
-from onnxpy.errors import InvalidArgument, InvalidGraph
+from onnxpy.errors import InvalidArgument, Terminated
 from onnxpy.kernels.threads import apply_intra_op_threads
 from onnxpy.model.loader import LoadedModel, load_model, model_opsets
+from onnxpy.model.save import save_model_to
 from onnxpy.model.skeleton import infer_types
 from onnxpy.model.tensors import mappable
-from onnxpy.model.weights import InlineWeights, materialize, references
+from onnxpy.model.weights import InlineWeights, references
 from onnxpy.model.wire import LEAN_MIN_BYTES
 from onnxpy.passes import optimize
 from onnxpy.providers import resolve_providers
@@ -31,22 +32,30 @@ from onnxpy.runtime.executor import execute, execute_profiled
 from onnxpy.runtime.feeds import compile_feed_check
 from onnxpy.runtime.memory import keep_freed_memory
 from onnxpy.runtime.options import RunOptions, SessionOptions
-from onnxpy.runtime.plan import Plan, PlanBuilder, as_array
+from onnxpy.runtime.outputs import detach_outputs
+from onnxpy.runtime.plan import Plan, PlanBuilder
+from onnxpy.runtime.plan_cache import PlanCache, graph_value_names
 from onnxpy.types import shape_of, type_string, value_type_string
 
 __all__ = ["InferenceSession", "NodeArg", "ModelMetadata"]
 
 
 class NodeArg:
-    """Name, type string and shape of a graph input or output (onnxruntime's NodeArg)."""
+    """Name, type string and shape of a graph input or output (onnxruntime's NodeArg).
+
+    Where the model declares no shape (the IR makes it optional), the inferred one is shown.
+    """
 
     __slots__ = ("name", "type", "shape", "_type_proto")
 
-    def __init__(self, vi: ValueInfoProto) -> None:
+    def __init__(self, vi: ValueInfoProto, inferred: TypeProto | None = None) -> None:
         self.name: str = vi.name
         self._type_proto: TypeProto | None = vi.type if vi.type.WhichOneof("value") else None
         self.type: str = type_string(self._type_proto)
-        self.shape: list[int | str | None] = shape_of(self._type_proto)
+        shown = self._type_proto
+        if inferred is not None and not _has_shape(shown) and _has_shape(inferred):
+            shown = inferred
+        self.shape: list[int | str | None] = shape_of(shown)
 
     def __repr__(self) -> str:
         return f"NodeArg(name='{self.name}', type='{self.type}', shape={self.shape})"
@@ -61,6 +70,14 @@ class ModelMetadata:
     graph_description: str = ""
     version: int = 0
     custom_metadata_map: dict[str, str] = field(default_factory=dict)
+
+
+def _has_shape(tp: TypeProto | None) -> bool:
+    return (
+        tp is not None
+        and tp.WhichOneof("value") == "tensor_type"
+        and tp.tensor_type.HasField("shape")
+    )
 
 
 def _value_types(model: onnx.ModelProto) -> dict[str, TypeProto]:
@@ -98,10 +115,28 @@ class InferenceSession:
         if self._options.enable_cpu_mem_arena:
             keep_freed_memory()
         loaded: LoadedModel = load_model(path_or_bytes)
+        level = int(self._options.graph_optimization_level)
+        original_names = graph_value_names(loaded.proto.graph)
+        # The model as loaded, for values the optimizer removes (see plan_cache): a path is
+        # read again when needed, a caller's ModelProto is used as it is, and bytes are kept
+        # as a copy of the proto (its big weights are references, so the copy is small).
+        self._source = path_or_bytes if level > 0 else None
+        self._original: tuple[PlanBuilder, onnx.GraphProto, dict[str, TypeProto]] | None = None
+        self._original_loaded: LoadedModel | None = None
+        snapshot = None
+        if level > 0 and isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
+            snapshot = onnx.ModelProto()
+            snapshot.CopyFrom(loaded.proto)
+            self._source = LoadedModel(
+                proto=snapshot,
+                base_dir=None,
+                opsets=model_opsets(snapshot),
+                weights=loaded.weights,
+            )
         # The optimizer edits a proto parsed here in place; a caller's ModelProto is copied.
         loaded.proto = optimize(
             loaded.proto,
-            int(self._options.graph_optimization_level),
+            level,
             base_dir=loaded.base_dir,
             inplace=not isinstance(path_or_bytes, onnx.ModelProto),
         )
@@ -114,20 +149,17 @@ class InferenceSession:
         init_names = {i.name for i in model.graph.initializer}
         self._inputs = [NodeArg(vi) for vi in model.graph.input if vi.name not in init_names]
         self._overridable = [NodeArg(vi) for vi in model.graph.input if vi.name in init_names]
-        self._outputs = [NodeArg(vi) for vi in model.graph.output]
+        self._outputs = [NodeArg(vi, self._types.get(vi.name)) for vi in model.graph.output]
         self._feed_checks = {
             a.name: compile_feed_check(a.name, a._type_proto)
             for a in self._inputs + self._overridable
         }
         self._builder = PlanBuilder(loaded.opsets, loaded.base_dir, model.functions)
-        self._plans: dict[tuple[str, ...], Plan] = {}
-        self._plans_lock = threading.Lock()
-        self._default_outputs = tuple(a.name for a in self._outputs)
-        self._plans[self._default_outputs] = plan = self._builder.build(
-            self._graph, type_hints=self._types
+        default = self._builder.build(self._graph, type_hints=self._types)
+        loaded.weights = _hold_weights_once(model, default, loaded.weights, snapshot)
+        self._plans = PlanCache(
+            self._build_plan, graph_value_names(model.graph), original_names, default
         )
-        loaded.weights = _hold_weights_once(model, plan, loaded.weights)
-        self._value_names: set[str] | None = None
         meta = model.metadata_props
         self._meta = ModelMetadata(
             producer_name=model.producer_name,
@@ -143,7 +175,17 @@ class InferenceSession:
         if self._options.enable_profiling:
             self._profile_events = []
         if self._options.optimized_model_filepath:
-            onnx.save(materialize(model), self._options.optimized_model_filepath)
+            config = self._options._config
+            save_model_to(
+                model,
+                self._options.optimized_model_filepath,
+                loaded.base_dir,
+                external_file=config.get("session.optimized_model_external_initializers_file_name"),
+                min_external_bytes=int(
+                    config.get("session.optimized_model_external_initializers_min_size_in_bytes")
+                    or 1024
+                ),
+            )
 
     # -- introspection -----------------------------------------------------------------------
     def get_inputs(self) -> list[NodeArg]:
@@ -172,30 +214,22 @@ class InferenceSession:
 
     # -- running -----------------------------------------------------------------------------
     def _plan_for(self, output_names: Sequence[str] | None) -> Plan:
-        key = self._default_outputs if not output_names else tuple(output_names)
-        plan = self._plans.get(key)
-        if plan is not None:
-            return plan
-        with self._plans_lock:
-            plan = self._plans.get(key)
-            if plan is None:
-                for name in key:
-                    if not isinstance(name, str):
-                        raise InvalidArgument(f"Output names must be strings, got {name!r}")
-                try:
-                    plan = self._builder.build(
-                        self._graph, outputs=list(key), type_hints=self._types
-                    )
-                except InvalidGraph as e:
-                    raise InvalidArgument(
-                        f"Invalid output name(s) {list(key)}: {e}. Outputs of the model are "
-                        f"{list(self._default_outputs)}; any intermediate value name may be "
-                        "requested too, but graph optimizations may remove intermediate values: "
-                        "create the session with graph_optimization_level=ORT_DISABLE_ALL to "
-                        "fetch any of them."
-                    ) from e
-                self._plans[key] = plan
-        return plan
+        """The plan that computes ``output_names`` (for tools and tests that inspect it)."""
+        return self._plans.get(output_names).plan
+
+    def _build_plan(self, on_original: bool, names: list[str]) -> Plan:
+        """A plan of ``names`` on the optimized graph, or on the model as loaded."""
+        if not on_original:
+            return self._builder.build(self._graph, outputs=names, type_hints=self._types)
+        if self._original is None:
+            source = self._source
+            loaded = source if isinstance(source, LoadedModel) else load_model(source, check=False)
+            self._original_loaded = loaded  # keeps its weights alive
+            proto = loaded.proto
+            builder = PlanBuilder(model_opsets(proto), loaded.base_dir, proto.functions)
+            self._original = (builder, proto.graph, _value_types(proto))
+        builder, graph, types = self._original
+        return builder.build(graph, outputs=names, type_hints=types)
 
     def run(
         self,
@@ -203,12 +237,27 @@ class InferenceSession:
         input_feed: dict[str, Any],
         run_options: RunOptions | None = None,
     ) -> list[Any]:
-        """Compute ``output_names`` (None: all outputs) from ``input_feed`` {name: value}."""
+        """Compute ``output_names`` (None: all outputs) from ``input_feed`` {name: value}.
+
+        Any value name of the model as loaded may be requested, at every optimization level.
+        Outputs are new, writable arrays that share memory with nothing (not with the feeds,
+        the model's weights, or each other).
+        """
+        if isinstance(output_names, (str, bytes)):
+            raise TypeError(
+                f"output_names must be a list of names or None, got the string {output_names!r}"
+                f" (write [{output_names!r}] for one output)"
+            )
         if not isinstance(input_feed, dict):
             raise InvalidArgument(
                 f"input_feed must be a dict of input name -> value, got {type(input_feed).__name__}"
             )
-        plan = self._plan_for(output_names)
+        if output_names:
+            for name in output_names:
+                if not isinstance(name, str):
+                    raise InvalidArgument(f"Output names must be strings, got {name!r}")
+        planned = self._plans.get(output_names)
+        plan = planned.plan
         missing = [n for n in plan.required_inputs if n not in input_feed]
         if missing:
             raise ValueError(
@@ -231,17 +280,19 @@ class InferenceSession:
                 check(value)
         if self._profile_events is not None:
             self._run_profiled(plan, values)
+        elif run_options is None:
+            plan.runner(values)
         else:
-            if run_options is None:
-                plan.runner(values)
-            else:
-                stop = run_options._terminate.is_set
-                if stop():
-                    from onnxpy.errors import RuntimeException
-
-                    raise RuntimeException("Exiting due to terminate flag being set to true.")
-                execute(plan.steps, values, stop)
-        return [as_array(values[s]) for s in plan.output_slots]
+            stop = run_options._terminate.is_set
+            if stop():
+                raise Terminated("Exiting due to terminate flag being set to true.")
+            execute(plan.steps, values, stop)
+        slots_out, fresh = plan.output_slots, plan.output_fresh
+        if planned.order is not None:
+            slots_out = [slots_out[i] for i in planned.order]
+            fresh = [fresh[i] for i in planned.order]
+        outputs = [values[s] for s in slots_out]
+        return detach_outputs(outputs, fresh, planned.protected, input_feed.values())
 
     # -- profiling ---------------------------------------------------------------------------
     def _run_profiled(self, plan: Plan, values: list[Any]) -> None:
@@ -296,7 +347,10 @@ class InferenceSession:
 
 
 def _hold_weights_once(
-    model: onnx.ModelProto, plan: Plan, weights: InlineWeights | None
+    model: onnx.ModelProto,
+    plan: Plan,
+    weights: InlineWeights | None,
+    snapshot: onnx.ModelProto | None = None,
 ) -> InlineWeights | None:
     """Let the plan's arrays be the only copy of big weights: the proto drops its raw_data.
 
@@ -315,7 +369,10 @@ def _hold_weights_once(
             weights = InlineWeights()
         weights.adopt(t, array)
     if weights is not None:
-        weights.keep_only(references(model))
+        kept = references(model)
+        if snapshot is not None:  # the unoptimized copy still refers to its weights
+            kept |= references(snapshot)
+        weights.keep_only(kept)
     return weights
 
 
