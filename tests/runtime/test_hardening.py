@@ -221,3 +221,60 @@ def test_misspelt_options_raise_attribute_error():
         ro.terminat = True
     ro.terminate = True
     assert ro.terminate
+
+
+def _external_model(tmp_path, offset=None, length=None, dims=(16,)):
+    (tmp_path / "w.bin").write_bytes(np.arange(16, dtype=np.float32).tobytes())
+    w = onnx.TensorProto()
+    w.name, w.data_type = "W", T.FLOAT
+    w.dims.extend(dims)
+    w.data_location = T.EXTERNAL
+    w.external_data.add(key="location", value="w.bin")
+    if offset is not None:
+        w.external_data.add(key="offset", value=str(offset))
+    if length is not None:
+        w.external_data.add(key="length", value=str(length))
+    model = make(
+        [helper.make_node("Add", ["X", "W"], ["Y"])], [tv("X", [16])], [tv("Y", [16])], [w]
+    )
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "offset, length, dims, fragment",
+    [
+        (-4, None, (16,), "negative offset"),
+        (0, -1, (16,), "negative"),
+        (60, 64, (16,), "past the end"),
+        (10**15, None, (16,), "past the end"),
+        (0, 2**62, (16,), "past the end"),
+        (0, None, (2**40, 2**40), "shorter than its shape"),
+        ("x", None, (16,), "must be integers"),
+    ],
+)
+def test_external_data_pointing_outside_its_file_is_refused(
+    tmp_path, offset, length, dims, fragment
+):
+    path = _external_model(tmp_path, offset, length, dims)
+    with pytest.raises(onnxpy.InvalidGraph, match=fragment):
+        onnxpy.InferenceSession(path)
+
+
+def test_external_data_within_its_file_loads(tmp_path):
+    path = _external_model(tmp_path, 0, 64)
+    y = onnxpy.InferenceSession(path).run(None, {"X": np.zeros(16, np.float32)})[0]
+    np.testing.assert_array_equal(y, np.arange(16))
+
+
+def test_external_data_cannot_leave_the_model_folder(tmp_path):
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    path = _external_model(inner)
+    model = onnx.load(path, load_external_data=False)
+    model.graph.initializer[0].external_data[0].value = "../w.bin"
+    (tmp_path / "w.bin").write_bytes(b"\0" * 64)
+    onnx.save(model, path)
+    with pytest.raises(onnxpy.InvalidGraph, match="escapes"):
+        onnxpy.InferenceSession(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 
@@ -55,18 +56,32 @@ def external_data_path(tensor: TensorProto, base_dir: str | None) -> tuple[str, 
         )
     if not os.path.isfile(path):
         raise NoSuchFile(f"External data file '{path}' of tensor '{tensor.name}' does not exist")
-    offset = int(info.get("offset", 0) or 0)
-    length = int(info["length"]) if info.get("length") else None
+    where = f"External data of tensor '{tensor.name}' in '{location}'"
+    try:
+        offset = int(info.get("offset", 0) or 0)
+        length = int(info["length"]) if info.get("length") else None
+    except ValueError as e:
+        raise InvalidGraph(f"{where}: offset and length must be integers ({e})") from None
+    size = os.path.getsize(path)
+    if offset < 0 or (length is not None and length < 0):
+        raise InvalidGraph(f"{where}: negative offset {offset} or length {length}")
+    if offset > size or (length is not None and offset + length > size):
+        raise InvalidGraph(
+            f"{where}: offset {offset} and length {length} point past the end of the file "
+            f"({size} bytes)"
+        )
     return path, offset, length
 
 
 def _load_external(tensor: TensorProto, base_dir: str | None) -> np.ndarray:
     path, offset, length = external_data_path(tensor, base_dir)
     shape = tuple(int(d) for d in tensor.dims)
+    if any(d < 0 for d in shape):
+        raise InvalidGraph(f"Tensor '{tensor.name}' has negative dimensions {list(shape)}")
     size = os.path.getsize(path)
     if mappable(tensor.data_type):
         dtype = ELEM_TYPE_TO_DTYPE[tensor.data_type]
-        count = int(np.prod(shape, dtype=np.int64))
+        count = math.prod(shape)  # Python ints: absurd dims cannot wrap around
         nbytes = count * dtype.itemsize
         if length is not None and length < nbytes or offset + nbytes > size:
             raise InvalidGraph(
