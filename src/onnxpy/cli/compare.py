@@ -20,8 +20,11 @@ __all__ = ["command"]
     metavar="onnxruntime|reference|MODEL2",
     help="The other side: a runtime, or a second model run by onnxpy (values matched by name).",
 )
-@click.option("--load-outputs", type=click.Path(exists=True, dir_okay=False),
-              help="Compare the outputs with golden outputs (.npz from run --save-outputs).")  # fmt: skip
+@click.option(
+    "--load-outputs",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Check against golden outputs (.npz from run --save-outputs).",
+)
 @click.option("--input", "-i", "inputs", multiple=True, metavar="SPEC", help=INPUT_HELP)
 @click.option("--batch", type=int, default=1, show_default=True, help="Value of symbolic dims.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of random inputs.")

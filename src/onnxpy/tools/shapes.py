@@ -53,7 +53,7 @@ def fix_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) -> o
         for d, value in zip(old, dims):
             if d.HasField("dim_value") and d.dim_value != value:
                 raise InvalidArgument(
-                    f"--fix-shape {name}: dimension {d.dim_value} is fixed in the model, not {value}"
+                    f"--fix-shape {name}: dimension {d.dim_value} is fixed, not {value}"
                 )
             if d.HasField("dim_param"):
                 bound[d.dim_param] = value
