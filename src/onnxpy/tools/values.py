@@ -38,10 +38,10 @@ class ValueStats:
         return asdict(self)
 
     def describe(self) -> str:
-        if self.min is None:
-            return f"{self.name}: {self.dtype}{self.shape}"
         extra = f" nan={self.nan}" if self.nan else ""
         extra += f" inf={self.inf}" if self.inf else ""
+        if self.min is None:
+            return f"{self.name}: {self.dtype}{self.shape}{extra}"
         return (
             f"{self.name}: {self.dtype}{self.shape} min={self.min:.4g} max={self.max:.4g} "
             f"mean={self.mean:.4g} std={self.std:.4g}{extra}"

@@ -17,7 +17,7 @@
     const box = canvas.getBoundingClientRect();
     svg.setAttribute("width", box.width);
     svg.setAttribute("height", box.height);
-    const scale = Math.max(full.w / box.width, 0.5);
+    const scale = Math.max(full.w / box.width, 1);
     view = { x: 0, y: 0, w: box.width * scale, h: box.height * scale };
     apply();
   }
@@ -27,8 +27,8 @@
     const cy = r.y.baseVal.value + r.height.baseVal.value / 2;
     const box = canvas.getBoundingClientRect();
     if (view.w > box.width * 2) {
-      view.h = view.h * (box.width * 1.2) / view.w;
-      view.w = box.width * 1.2;
+      view.h = view.h * box.width / view.w;
+      view.w = box.width;
     }
     view.x = cx - view.w / 2;
     view.y = cy - view.h / 2;

@@ -22,7 +22,7 @@ STYLE = """
 .node.s-removed rect { stroke: #c62828; stroke-width: 2.5; stroke-dasharray: 5 3;
   fill: #fdecea; }
 .edge { fill: none; stroke: #8895a7; stroke-width: 1.1; marker-end: url(#arrow); }
-.edge.long { stroke-dasharray: 4 3; }
+.edge.long { stroke: #b4bfcc; stroke-width: 0.7; }
 .elabel { font: 9px monospace; fill: #5d6b7d; }
 .legend { font: 12px sans-serif; fill: #333; }
 """
