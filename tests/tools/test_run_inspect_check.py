@@ -17,8 +17,10 @@ from tests.tools.models import broken_model, wide_model
 def test_run_any_intermediate_value_matches_onnxruntime_and_golden_files(cli, cnn_path, tmp_path):
     x = image_batch()
     np.save(tmp_path / "x.npy", x)
-    res = cli("run", cnn_path, "-i", f"image={tmp_path / 'x.npy'}", "--outputs", "r1,logits",
-              "--save-inputs", tmp_path / "in.npz", "--save-outputs", tmp_path / "out.npz")  # fmt: skip
+    golden = ["--save-inputs", tmp_path / "in.npz", "--save-outputs", tmp_path / "out.npz"]
+    res = cli(
+        "run", cnn_path, "-i", f"image={tmp_path / 'x.npy'}", "--outputs", "r1,logits", *golden
+    )
     assert res.code == 0, res
     assert "r1: float32 shape=[2, 8, 16, 16]" in res.out
     saved = np.load(tmp_path / "out.npz")
