@@ -96,7 +96,7 @@ def _cnn_model() -> onnx.ModelProto:
 
 
 def cnn() -> Path:
-    """The Conv+BN CNN: image [batch,3,16,16] -> logits [batch,10]; 11 nodes."""
+    """The Conv+BN CNN: image [batch,3,16,16] -> logits [batch,10]; 10 nodes."""
     return _atomic(cache() / "cnn.onnx", lambda p: onnx.save(_cnn_model(), p))
 
 

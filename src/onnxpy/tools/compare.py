@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import onnx
 
-from onnxpy.errors import InvalidArgument
+from onnxpy.errors import Fail, InvalidArgument, OnnxpyError
 from onnxpy.tools.graph import GraphIndex
 from onnxpy.tools.io import load_model_proto, make_feeds, model_inputs
 from onnxpy.tools.values import ValueStats, debug_session, node_chunks, value_stats
@@ -125,8 +125,8 @@ def diff_values(actual: object, expected: object, rtol: float, atol: float) -> N
         out.ok = mismatches == 0
         out.note = f"{mismatches} element(s) differ" if mismatches else ""
         return out
-    a64 = a.astype(np.complex128 if a.dtype.kind == "c" else np.float64)
-    e64 = e.astype(np.complex128 if e.dtype.kind == "c" else np.float64)
+    a64 = a.astype(np.complex128 if a.dtype.kind == "c" else np.float64).ravel()
+    e64 = e.astype(np.complex128 if e.dtype.kind == "c" else np.float64).ravel()
     both_nan = np.isnan(a64) & np.isnan(e64)
     same_inf = np.isinf(a64) & (a64 == e64)
     err = np.abs(a64 - e64)
@@ -297,7 +297,13 @@ def compare_models(
         for done, group in enumerate(groups, 1):
             names = [n for _, outs in group for n in outs]
             mine = ours.fetch(names)
-            other = theirs.fetch(names)
+            try:
+                other = theirs.fetch(names)
+            except OnnxpyError:
+                raise
+            except Exception as e:  # noqa: BLE001 - the other runtime's own error classes
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise Fail(f"{against} failed computing {names[0]}..{names[-1]}: {first}") from e
             report.chunks += 1
             for node, outs in group:
                 diff = _compare_node(index, node, outs, mine, other, rtol, atol)
