@@ -65,8 +65,11 @@ def test_perturbed_transformer_node_against_onnxruntime_and_model(cli, tmp_path)
     assert res.code == 0 and report["chunks"] > 5, res
     model = onnx.load(path)
     # the value projection of layer 1: one MatMul whose weight is an initializer
-    target = next(n for n in model.graph.node
-                  if n.op_type == "MatMul" and "layer.1" in n.name and "value" in n.name)  # fmt: skip
+    target = next(
+        n
+        for n in model.graph.node
+        if n.op_type == "MatMul" and "layer.1/attention/self/value" in n.name
+    )
     weight = next(i for i in target.input if i in {t.name for t in model.graph.initializer})
     onnx.save(perturbed(path, weight, 1.02), tmp_path / "bert_perturbed.onnx")
     res = cli(

@@ -39,6 +39,7 @@ def extract_model(
         raise InvalidArgument(f"{unknown} are not values of the model")
     if not outputs:
         raise InvalidArgument("name at least one output (--outputs)")
+    _add_value_types(proto)
     try:
         sub = Extractor(proto).extract_model(list(inputs), list(outputs))
     except Exception as e:  # noqa: BLE001 - onnx raises several classes here
@@ -52,6 +53,20 @@ def extract_model(
     onnx.checker.check_model(sub)
     save_model(sub, output)
     return sub
+
+
+def _add_value_types(proto: onnx.ModelProto) -> None:
+    """The extractor types its new inputs and outputs from value_info: infer what is missing
+    (on the weight-free skeleton, so big models need no second copy of their weights)."""
+    from onnxpy.model.skeleton import infer_types
+
+    known = {v.name for v in list(proto.graph.value_info) + list(proto.graph.input)}
+    known |= {v.name for v in proto.graph.output}
+    try:
+        inferred = infer_types(proto).graph.value_info
+    except Exception:  # noqa: BLE001 - extraction then reports what stays untyped
+        return
+    proto.graph.value_info.extend(v for v in inferred if v.name not in known)
 
 
 def upgrade_model(
