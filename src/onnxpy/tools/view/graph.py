@@ -126,6 +126,8 @@ def build_page_graph(
     for v in list(graph.input) + list(graph.output) + list(graph.value_info):
         types.setdefault(v.name, v.type)
     inits = {t.name: t for t in graph.initializer}
+    for t in graph.initializer:
+        types.setdefault(t.name, onnx.helper.make_tensor_type_proto(t.data_type, list(t.dims)))
     status, removed = diff_nodes(model, diff) if diff is not None else ({}, [])
     vertices: list[Vertex] = []
     details: list[dict] = []
