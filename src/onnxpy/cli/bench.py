@@ -36,7 +36,7 @@ def command(model, runtimes, batch, seconds, threads, inputs, plot, json_path, t
       onnxpy bench forest.onnx --runtimes onnxpy,onnxruntime,sklearn:forest.pkl --trust-pickle
     """
     from onnxpy.cli._progress import progress
-    from onnxpy.tools.bench import bench
+    from onnxpy.tools.bench import bench_model
 
     if plot:
         from onnxpy.cli import require
@@ -49,7 +49,7 @@ def command(model, runtimes, batch, seconds, threads, inputs, plot, json_path, t
             f"{batch!r}: expected sizes like 1,32", param_hint="--batch"
         ) from None
     with progress("benchmarking") as update:
-        report = bench(
+        report = bench_model(
             model, runtimes, batches, inputs=inputs, seconds=seconds, threads=threads,
             trust_pickle=trust_pickle, progress=update,
         )  # fmt: skip

@@ -34,9 +34,9 @@ def command(model, source, trust_pickle, inputs, batch, seed, rtol, atol, as_jso
       onnxpy validate cnn.onnx --source torch:mymodels:make_cnn --batch 4
       onnxpy validate bert.onnx --source transformers:./bert-tiny --atol 1e-4
     """
-    from onnxpy.tools.validate import validate
+    from onnxpy.tools.validate import validate_model
 
-    report = validate(
+    report = validate_model(
         source, model, inputs=inputs, batch=batch, seed=seed, rtol=rtol, atol=atol,
         trust_pickle=trust_pickle,
     )  # fmt: skip

@@ -68,7 +68,7 @@ def convert_sklearn(
 
     The input is float32 [batch, n_features] named ``input_name``; ``output_names`` renames
     skl2onnx's outputs (label, probabilities) in order. Validated with
-    :func:`onnxpy.tools.validate.validate` unless ``validate`` is False.
+    :func:`onnxpy.tools.validate.validate_model` unless ``validate`` is False.
     """
     skl2onnx = need("skl2onnx")
     from skl2onnx.common.data_types import FloatTensorType
@@ -100,7 +100,7 @@ def convert_sklearn(
     path = save(model, output)
     result = Conversion(path, model)
     if validate:
-        from onnxpy.tools.validate import validate as run_validation
+        from onnxpy.tools.validate import validate_model as run_validation
 
         result.validation = run_validation(
             estimator, path, inputs=inputs, batch=batch, rtol=rtol, atol=atol

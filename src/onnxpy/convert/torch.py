@@ -150,7 +150,7 @@ def convert_torch(
 
     result = Conversion(path, onnx.load(path))
     if validate:
-        from onnxpy.tools.validate import validate as run_validation
+        from onnxpy.tools.validate import validate_model as run_validation
 
         result.validation = run_validation(
             module, path, inputs=inputs, batch=batch, rtol=rtol, atol=atol

@@ -124,7 +124,7 @@ def convert_transformers(
 
     result = Conversion(path, onnx.load(path))
     if validate:
-        from onnxpy.tools.validate import validate as run_validation
+        from onnxpy.tools.validate import validate_model as run_validation
 
         given = None if inputs else feeds
         result.validation = run_validation(

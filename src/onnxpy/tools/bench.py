@@ -28,7 +28,7 @@ import numpy as np
 from onnxpy.errors import InvalidArgument
 from onnxpy.tools.io import load_model_proto, make_feeds, model_inputs
 
-__all__ = ["BenchRow", "BenchReport", "bench", "parse_runtimes"]
+__all__ = ["BenchRow", "BenchReport", "bench_model", "parse_runtimes"]
 
 RUNTIMES = ("onnxpy", "onnxruntime", "reference")
 
@@ -178,7 +178,7 @@ def child(cfg: dict) -> None:
 
 
 # -- parent side --------------------------------------------------------------------------------
-def bench(
+def bench_model(
     model: str | os.PathLike,
     runtimes: Sequence[str] | str = ("onnxpy", "onnxruntime"),
     batches: Sequence[int] = (1,),

@@ -18,7 +18,7 @@ import numpy as np
 from onnxpy.errors import InvalidArgument
 from onnxpy.tools.io import load_model_proto, make_feeds, model_inputs
 
-__all__ = ["OutputCheck", "ValidationReport", "validate", "load_source"]
+__all__ = ["OutputCheck", "ValidationReport", "validate_model", "load_source"]
 
 
 @dataclass
@@ -130,7 +130,7 @@ def _check(name: str, actual: Any, expected: Any, rtol: float, atol: float) -> O
     return OutputCheck(name, float(mismatches > 0), float(mismatches > 0), mismatches == 0, note)
 
 
-def validate(
+def validate_model(
     source: Any,
     model: str | os.PathLike,
     *,
