@@ -33,7 +33,7 @@ def _common(f):
     return f
 
 
-def _finish(result, rtol_atol: dict) -> int:
+def _finish(result) -> int:
     click.echo(f"wrote {result.path}")
     if result.validation is None:
         click.echo("validation skipped (--no-validate)")
@@ -79,6 +79,7 @@ def sklearn_command(file, output, no_validate, inputs, rtol, atol, trust_pickle,
     from onnxpy.cli import require
     from onnxpy.cli._progress import progress
 
+    require("sklearn", "convert", "scikit-learn conversion")
     require("skl2onnx", "convert", "scikit-learn conversion")
     from onnxpy.convert.sklearn import convert_sklearn
 
@@ -88,7 +89,7 @@ def sklearn_command(file, output, no_validate, inputs, rtol, atol, trust_pickle,
             output_names=[n for n in output_names.split(",") if n], zipmap=zipmap, opset=opset,
             validate=not no_validate, inputs=inputs, **_tolerances(rtol, atol),
         )  # fmt: skip
-    return _finish(result, {})
+    return _finish(result)
 
 
 def _shape(text: str) -> list[int]:
@@ -143,7 +144,7 @@ def torch_command(factory, output, no_validate, inputs, rtol, atol, shapes, dtyp
             dynamic_batch=not static_batch, dynamic_axes=axes, opset=opset,
             validate=not no_validate, inputs=inputs, **_tolerances(rtol, atol),
         )  # fmt: skip
-    return _finish(result, {})
+    return _finish(result)
 
 
 @command.command("transformers")
@@ -174,4 +175,4 @@ def transformers_command(directory, output, no_validate, inputs, rtol, atol, tas
             directory, output, task=task, opset=opset, seq=seq, validate=not no_validate,
             inputs=inputs, **_tolerances(rtol, atol),
         )  # fmt: skip
-    return _finish(result, {})
+    return _finish(result)

@@ -61,6 +61,7 @@ class _Exportable:
                 out = self.model(**dict(zip(input_names, args)), return_dict=True)
                 return tuple(out[k] for k in output_names)
 
+        Wrapper.__name__ = Wrapper.__qualname__ = type(model).__name__  # shown by validate
         return Wrapper().eval()
 
 
