@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from onnxpy.tools.bench import BenchReport, BenchRow
-from onnxpy.tools.plot import plot_bench
+from onnxpy.tools.plot import plot_bench, runtime_label
 from tests.tools.models import iris_forest
 
 
@@ -62,10 +62,16 @@ def test_bench_four_runtimes_table_json_and_chart(cli, forest, tmp_path):
     fig = plot_bench(report)
     ax = fig.axes[0]
     assert ax.get_yscale() == "log"
-    assert [c.get_label() for c in ax.containers] == report.runtimes
+    labels = ["onnxpy", "onnxruntime", "reference", "sklearn:iris_forest.pkl"]
+    assert [c.get_label() for c in ax.containers] == labels
     bars = [(c.get_label(), p.get_height()) for c in ax.containers for p in c.patches]
     assert len(bars) == 8
-    expected = [(r.runtime, r.median_ms) for rt in report.runtimes for r in rows if r.runtime == rt]
+    expected = [
+        (runtime_label(r.runtime), r.median_ms)
+        for rt in report.runtimes
+        for r in rows
+        if r.runtime == rt
+    ]
     assert [b[0] for b in bars] == [e[0] for e in expected]
     np.testing.assert_allclose([b[1] for b in bars], [e[1] for e in expected])
 

@@ -7,14 +7,20 @@ import os
 
 from onnxpy.tools.bench import BenchReport
 
-__all__ = ["plot_bench"]
+__all__ = ["plot_bench", "runtime_label"]
+
+
+def runtime_label(runtime: str) -> str:
+    """The legend's name: ``sklearn:/long/path/model.pkl`` -> ``sklearn:model.pkl``."""
+    kind, sep, path = runtime.partition(":")
+    return f"{kind}:{os.path.basename(path)}" if sep else runtime
 
 
 def plot_bench(report: BenchReport, path: str | os.PathLike | None = None, dpi: int = 100):
     """Draw ``report`` (median latency per runtime and batch) and save a PNG at ``path``.
 
     Returns the matplotlib Figure: one bar per (runtime, batch) that has a measurement, in
-    ``figure.axes[0].patches``, each labelled ``runtime`` via its container.
+    ``figure.axes[0].containers`` (one per runtime, labelled by :func:`runtime_label`).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -32,7 +38,7 @@ def plot_bench(report: BenchReport, path: str | os.PathLike | None = None, dpi: 
             if row is not None and not row.error and row.median_ms > 0:
                 xs.append(g - 0.4 + width * (k + 0.5))
                 heights.append(row.median_ms)
-        bars = ax.bar(xs, heights, width=width * 0.95, label=runtime, color=f"C{k}")
+        bars = ax.bar(xs, heights, width=width * 0.95, label=runtime_label(runtime), color=f"C{k}")
         for rect, h in zip(bars, heights):
             ax.annotate(f"{h:.3g}", (rect.get_x() + rect.get_width() / 2, h), ha="center",
                         va="bottom", fontsize=7)  # fmt: skip
