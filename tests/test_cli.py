@@ -34,7 +34,7 @@ def test_run_command(tmp_path, capsys):
     path = tmp_path / "m.onnx"
     onnx.save(add_relu(), path)
     assert main(["run", str(path), "--batch", "5"]) == 0
-    assert "Y: tensor(float) shape=[5, 3]" in capsys.readouterr().out
+    assert "Y: float32 shape=[5, 3]" in capsys.readouterr().out
 
 
 def test_ci_runs_the_readme_test_command():

@@ -29,7 +29,17 @@ EXIT_INTERRUPTED = 130
 # name -> (module under onnxpy.cli, one-line help shown by `onnxpy --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "Train, convert and run a RandomForest on iris, checked against sklearn."),
-    "run": ("run", "Run a model on random or given inputs."),
+    "run": ("run", "Run a model once; any value as output, NaN hunt, golden files."),
+    "inspect": ("inspect", "Versions, inputs/outputs, ops, weights and FLOPs of a model."),
+    "check": ("check", "Checker, shape inference and onnxpy's validation: every problem."),
+    "convert": ("convert", "scikit-learn, PyTorch or transformers model -> ONNX (validated)."),
+    "validate": ("validate", "Source framework model vs the ONNX model run by onnxpy."),
+    "compare": ("compare", "Node by node vs onnxruntime, onnx.reference or another model."),
+    "optimize": ("optimize", "Write the model optimized by onnxpy; node counts before/after."),
+    "extract": ("extract", "The subgraph between named values."),
+    "upgrade": ("upgrade", "Convert a model to another opset."),
+    "bench": ("bench", "Time runtimes in fresh processes; table and bar chart."),
+    "view": ("view", "The graph as a page (HTML/SVG, timings, diff) or in Netron."),
 }
 
 
@@ -78,6 +88,10 @@ def cli(ctx: click.Context, debug: bool) -> None:
     Examples:
       onnxpy demo
       onnxpy run model.onnx --batch 4
+      onnxpy convert sklearn model.pkl -o model.onnx --trust-pickle
+      onnxpy compare model.onnx --against onnxruntime
+      onnxpy bench model.onnx --batch 1,32 --plot bench.png
+      onnxpy view model.onnx --html model.html
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
