@@ -15,6 +15,7 @@ import numpy as np
 from onnx import TypeProto
 
 from onnxpy.errors import InvalidArgument
+from onnxpy.runtime.ortvalue import feed_value
 from onnxpy.types import ELEM_TYPE_TO_DTYPE, elem_type_of, type_string, value_type_string
 
 __all__ = ["FeedCheck", "compile_feed_check"]
@@ -48,6 +49,7 @@ def compile_feed_check(name: str, tp: TypeProto | None) -> FeedCheck:
 
 
 def _check_tensor(name: str, value: Any, tp: TypeProto) -> np.ndarray:
+    value = feed_value(value)  # OrtValue contents; bytes / np.void strings as text (issue 16)
     if isinstance(value, np.generic):
         value = np.asarray(value)
     if not isinstance(value, np.ndarray):
@@ -96,6 +98,7 @@ def _check_tensor(name: str, value: Any, tp: TypeProto) -> np.ndarray:
 
 def _check_feed(name: str, value: Any, tp: TypeProto | None) -> Any:
     """Validate one fed value against its declared type; return it in canonical form."""
+    value = feed_value(value)  # OrtValue contents; bytes / np.void strings as text (issue 16)
     if tp is None:
         return value
     which = tp.WhichOneof("value")

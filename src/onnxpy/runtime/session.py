@@ -23,15 +23,18 @@ from onnxpy.kernels.threads import apply_intra_op_threads
 from onnxpy.model.loader import LoadedModel, load_model, model_opsets
 from onnxpy.model.skeleton import infer_types
 from onnxpy.model.tensors import mappable
-from onnxpy.model.weights import InlineWeights, materialize, references
+from onnxpy.model.weights import InlineWeights, references
 from onnxpy.model.wire import LEAN_MIN_BYTES
 from onnxpy.passes import optimize
 from onnxpy.providers import resolve_providers
 from onnxpy.runtime.executor import execute, execute_profiled
 from onnxpy.runtime.feeds import compile_feed_check
+from onnxpy.runtime.lora import adapter_feeds
 from onnxpy.runtime.memory import keep_freed_memory
 from onnxpy.runtime.options import RunOptions, SessionOptions
 from onnxpy.runtime.plan import Plan, PlanBuilder, as_array
+from onnxpy.runtime.session_api import OrtSessionApi
+from onnxpy.runtime.session_setup import apply_session_setup, save_optimized_model
 from onnxpy.types import shape_of, type_string, value_type_string
 
 __all__ = ["InferenceSession", "NodeArg", "ModelMetadata"]
@@ -80,7 +83,7 @@ def _value_types(model: onnx.ModelProto) -> dict[str, TypeProto]:
     return types
 
 
-class InferenceSession:
+class InferenceSession(OrtSessionApi):
     """Load a model once, run it many times: ``InferenceSession(path).run(None, feeds)``."""
 
     def __init__(
@@ -98,6 +101,7 @@ class InferenceSession:
         if self._options.enable_cpu_mem_arena:
             keep_freed_memory()
         loaded: LoadedModel = load_model(path_or_bytes)
+        apply_session_setup(loaded, self._options, not isinstance(path_or_bytes, onnx.ModelProto))
         # The optimizer edits a proto parsed here in place; a caller's ModelProto is copied.
         loaded.proto = optimize(
             loaded.proto,
@@ -143,7 +147,7 @@ class InferenceSession:
         if self._options.enable_profiling:
             self._profile_events = []
         if self._options.optimized_model_filepath:
-            onnx.save(materialize(model), self._options.optimized_model_filepath)
+            save_optimized_model(model, self._options, loaded.base_dir)
 
     # -- introspection -----------------------------------------------------------------------
     def get_inputs(self) -> list[NodeArg]:
@@ -208,6 +212,8 @@ class InferenceSession:
             raise InvalidArgument(
                 f"input_feed must be a dict of input name -> value, got {type(input_feed).__name__}"
             )
+        if run_options is not None and "_active_adapters" in run_options.__dict__:
+            input_feed = adapter_feeds(run_options, input_feed)  # LoRA tensors (issue 16)
         plan = self._plan_for(output_names)
         missing = [n for n in plan.required_inputs if n not in input_feed]
         if missing:
