@@ -53,6 +53,13 @@ def _element_name(ort_type: str) -> str:
     return ort_type[len("tensor(") : -1]
 
 
+def _type_of(args: list[Any], name: str, what: str) -> str:
+    for arg in args:
+        if arg.name == name:
+            return arg.type
+    raise ValueError(f"'{name}' is not an {what} of the session")
+
+
 def _torch() -> Any:
     try:
         import torch
@@ -66,17 +73,11 @@ class TypeHelper:
 
     @staticmethod
     def get_input_type(ort_session: Any, name: str) -> str:
-        for arg in ort_session.get_inputs():
-            if arg.name == name:
-                return arg.type
-        raise ValueError(f"Input '{name}' is not an input of the session")
+        return _type_of(ort_session.get_inputs(), name, "input")
 
     @staticmethod
     def get_output_type(ort_session: Any, name: str) -> str:
-        for arg in ort_session.get_outputs():
-            if arg.name == name:
-                return arg.type
-        raise ValueError(f"Output '{name}' is not an output of the session")
+        return _type_of(ort_session.get_outputs(), name, "output")
 
     @staticmethod
     def ort_type_to_numpy_type(ort_type: str) -> type:
