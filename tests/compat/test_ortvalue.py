@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ml_dtypes
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 
@@ -201,3 +202,23 @@ class _Capsule:
 
     def __dlpack_device__(self):
         return (1, 0)
+
+
+def test_ml_dtypes_arrays_stay_numbers():
+    # ml_dtypes' types report dtype kind 'V' like np.void, which is read as text: not these.
+    a = np.array([1.5, -2.0], dtype=ml_dtypes.bfloat16)
+    v = onnxpy.OrtValue.ortvalue_from_numpy(a)
+    assert v.data_type() == "tensor(bfloat16)" and v.data_ptr() == a.ctypes.data
+    m = onnx.helper.make_model(
+        onnx.helper.make_graph(
+            [onnx.helper.make_node("Identity", ["X"], ["Y"])],
+            "g",
+            [onnx.helper.make_tensor_value_info("X", onnx.TensorProto.BFLOAT16, [2])],
+            [onnx.helper.make_tensor_value_info("Y", onnx.TensorProto.BFLOAT16, [2])],
+        ),
+        opset_imports=[onnx.helper.make_opsetid("", 17)],
+    )
+    sess = onnxpy.InferenceSession(m.SerializeToString())
+    for feed in (a, v):
+        out = sess.run(None, {"X": feed})[0]
+        assert out.dtype == ml_dtypes.bfloat16 and out.astype(np.float32).tolist() == [1.5, -2.0]

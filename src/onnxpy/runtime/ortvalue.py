@@ -66,7 +66,7 @@ def as_host_array(array: Any) -> np.ndarray:
     Shares memory with ``array`` when it already is one (the common case).
     """
     array = np.asarray(array)
-    if array.dtype.kind in "SV":
+    if _is_bytes(array.dtype):
         return text_array(array)
     if array.dtype.kind == "U":
         return array.astype(object)
@@ -74,6 +74,12 @@ def as_host_array(array: Any) -> np.ndarray:
     if array.dtype.byteorder == ">" or (array.dtype.byteorder == "<" and not np.little_endian):
         array = array.astype(array.dtype.newbyteorder("="))
     return np.ascontiguousarray(array)
+
+
+def _is_bytes(dtype: np.dtype) -> bool:
+    """``S`` bytes or plain ``np.void`` items (ml_dtypes' bfloat16 and friends are kind 'V' too,
+    but not ``np.void``)."""
+    return dtype.kind == "S" or dtype.type is np.void
 
 
 def text_array(array: np.ndarray) -> np.ndarray:
@@ -97,7 +103,7 @@ def feed_value(value: Any) -> Any:
     given as bytes or ``np.void`` items read as text."""
     if isinstance(value, OrtValue):
         return value._value
-    if isinstance(value, np.ndarray) and value.dtype.kind in "SV":
+    if isinstance(value, np.ndarray) and _is_bytes(value.dtype):
         return text_array(value)
     return value
 
