@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from onnxpy.errors import InvalidArgument
-from onnxpy.runtime.session_setup import overrides_of
+from onnxpy.runtime.model_overrides import overrides_of
 
 __all__ = ["GraphOptimizationLevel", "ExecutionMode", "SessionOptions", "RunOptions"]
 

@@ -6,7 +6,8 @@ onnxruntime lets a caller change a model through its session options: replace in
 dimensions (``add_free_dimension_override_by_name`` / ``_by_denotation``), and, when the
 environment says ``ORT_LOAD_CONFIG_FROM_MODEL=1``, take session options from the model's
 ``ort_config`` metadata entry. This module records those requests (:class:`ModelOverrides`,
-kept on the SessionOptions) and applies them to the loaded proto (:func:`apply_session_setup`);
+kept on the SessionOptions, runtime/model_overrides.py) and applies them to the loaded proto
+(:func:`apply_session_setup`);
 :func:`save_optimized_model` writes ``optimized_model_filepath`` with the external-initializer
 settings onnxruntime documents.
 
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,53 +32,15 @@ from onnxpy.model.weights import is_inline, materialize
 from onnxpy.runtime.devices import registered_allocators
 from onnxpy.runtime.logs import log
 from onnxpy.runtime.memory import keep_freed_memory
+from onnxpy.runtime.model_overrides import ModelOverrides
 from onnxpy.types import ELEM_TYPE_TO_DTYPE
 
-__all__ = ["ModelOverrides", "apply_session_setup", "save_optimized_model", "overrides_of"]
+__all__ = ["apply_session_setup", "save_optimized_model"]
 
 EXTERNAL_FILE_KEY = "session.optimized_model_external_initializers_file_name"
 EXTERNAL_MIN_SIZE_KEY = "session.optimized_model_external_initializers_min_size_in_bytes"
 _DEFAULT_MIN_SIZE = 1024
 _ORT_CONFIG_KEY = "ort_config"
-
-
-@dataclass
-class ModelOverrides:
-    """Model changes requested through SessionOptions, applied when a session is created."""
-
-    initializers: dict[str, np.ndarray] = field(default_factory=dict)
-    external_initializers: dict[str, np.ndarray] = field(default_factory=dict)
-    external_files: dict[str, memoryview] = field(default_factory=dict)
-    dims_by_name: dict[str, int] = field(default_factory=dict)
-    dims_by_denotation: dict[str, int] = field(default_factory=dict)
-
-    def empty(self) -> bool:
-        return not any(
-            (
-                self.initializers,
-                self.external_initializers,
-                self.external_files,
-                self.dims_by_name,
-                self.dims_by_denotation,
-            )
-        )
-
-    def copy(self) -> ModelOverrides:
-        return ModelOverrides(
-            dict(self.initializers),
-            dict(self.external_initializers),
-            dict(self.external_files),
-            dict(self.dims_by_name),
-            dict(self.dims_by_denotation),
-        )
-
-
-def overrides_of(options: Any) -> ModelOverrides:
-    """The overrides recorded on a SessionOptions (created on first use)."""
-    found = options.__dict__.get("_model_overrides")
-    if found is None:
-        found = options.__dict__["_model_overrides"] = ModelOverrides()
-    return found
 
 
 # -- ort_config -------------------------------------------------------------------------------
