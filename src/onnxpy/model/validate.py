@@ -224,6 +224,8 @@ def _external_data(model: ModelProto, base_dir: str | None) -> Iterator[Problem]
             continue  # reported, with its reason, when the tensor is decoded
         try:
             external_data_path(t, base_dir)
+        except errors.NoSuchFile:
+            continue  # SessionOptions may supply it (add_external_initializers); else decoding says
         except errors.OnnxpyError as e:
             yield Problem(type(e), f"Initializer '{t.name}'", str(e))
 

@@ -16,6 +16,7 @@ import numpy as np
 from onnx import TypeProto
 
 from onnxpy.errors import InvalidArgument
+from onnxpy.runtime.ortvalue import feed_value
 from onnxpy.types import ELEM_TYPE_TO_DTYPE, elem_type_of, type_string, value_type_string
 
 __all__ = ["FeedCheck", "compile_feed_check", "from_python"]
@@ -49,6 +50,7 @@ def compile_feed_check(name: str, tp: TypeProto | None) -> FeedCheck:
 
 
 def _check_tensor(name: str, value: Any, tp: TypeProto) -> np.ndarray:
+    value = feed_value(value)  # OrtValue contents; bytes / np.void strings as text
     if not isinstance(value, np.ndarray):
         value = from_python(name, value, tp)
     tt = tp.tensor_type
@@ -180,6 +182,7 @@ def _to_integers(name: str, given: np.ndarray, dtype: np.dtype, expected: str, v
 
 def _check_feed(name: str, value: Any, tp: TypeProto | None) -> Any:
     """Validate one fed value against its declared type; return it in canonical form."""
+    value = feed_value(value)  # OrtValue contents; bytes / np.void strings as text (issue 16)
     if tp is None:
         return value
     which = tp.WhichOneof("value")

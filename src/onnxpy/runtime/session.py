@@ -21,7 +21,6 @@ from onnx import TensorProto, TypeProto, ValueInfoProto
 from onnxpy.errors import InvalidArgument, Terminated
 from onnxpy.kernels.threads import apply_intra_op_threads
 from onnxpy.model.loader import LoadedModel, load_model, model_opsets
-from onnxpy.model.save import save_model_to
 from onnxpy.model.skeleton import infer_types
 from onnxpy.model.tensors import mappable
 from onnxpy.model.weights import InlineWeights, references
@@ -30,11 +29,14 @@ from onnxpy.passes import optimize
 from onnxpy.providers import resolve_providers
 from onnxpy.runtime.executor import execute, execute_profiled
 from onnxpy.runtime.feeds import compile_feed_check
+from onnxpy.runtime.lora import adapter_feeds
 from onnxpy.runtime.memory import keep_freed_memory
 from onnxpy.runtime.options import RunOptions, SessionOptions
 from onnxpy.runtime.outputs import detach_outputs
 from onnxpy.runtime.plan import Plan, PlanBuilder
 from onnxpy.runtime.plan_cache import PlanCache, graph_value_names
+from onnxpy.runtime.session_api import OrtSessionApi
+from onnxpy.runtime.session_setup import apply_session_setup, save_optimized_model
 from onnxpy.types import shape_of, type_string, value_type_string
 
 __all__ = ["InferenceSession", "NodeArg", "ModelMetadata"]
@@ -97,7 +99,7 @@ def _value_types(model: onnx.ModelProto) -> dict[str, TypeProto]:
     return types
 
 
-class InferenceSession:
+class InferenceSession(OrtSessionApi):
     """Load a model once, run it many times: ``InferenceSession(path).run(None, feeds)``."""
 
     def __init__(
@@ -115,6 +117,7 @@ class InferenceSession:
         if self._options.enable_cpu_mem_arena:
             keep_freed_memory()
         loaded: LoadedModel = load_model(path_or_bytes)
+        apply_session_setup(loaded, self._options, not isinstance(path_or_bytes, onnx.ModelProto))
         level = int(self._options.graph_optimization_level)
         original_names = graph_value_names(loaded.proto.graph)
         # The model as loaded, for values the optimizer removes (see plan_cache): a path is
@@ -175,17 +178,7 @@ class InferenceSession:
         if self._options.enable_profiling:
             self._profile_events = []
         if self._options.optimized_model_filepath:
-            config = self._options._config
-            save_model_to(
-                model,
-                self._options.optimized_model_filepath,
-                loaded.base_dir,
-                external_file=config.get("session.optimized_model_external_initializers_file_name"),
-                min_external_bytes=int(
-                    config.get("session.optimized_model_external_initializers_min_size_in_bytes")
-                    or 1024
-                ),
-            )
+            save_optimized_model(model, self._options, loaded.base_dir)
 
     # -- introspection -----------------------------------------------------------------------
     def get_inputs(self) -> list[NodeArg]:
@@ -256,6 +249,8 @@ class InferenceSession:
             for name in output_names:
                 if not isinstance(name, str):
                     raise InvalidArgument(f"Output names must be strings, got {name!r}")
+        if run_options is not None and "_active_adapters" in run_options.__dict__:
+            input_feed = adapter_feeds(run_options, input_feed)  # LoRA tensors
         planned = self._plans.get(output_names)
         plan = planned.plan
         missing = [n for n in plan.required_inputs if n not in input_feed]

@@ -9,6 +9,8 @@ other runtimes' generators for the same seed: the specification leaves the gener
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from onnx import TensorProto
 
@@ -33,8 +35,24 @@ _BERNOULLI_TYPES = _FLOATS | frozenset(
 )
 
 
+# set_default_seed (onnxruntime's set_seed): unseeded nodes then draw from one seeded sequence,
+# so a process that sets the seed and runs the same calls sees the same values.
+_default_seed: list[np.random.SeedSequence] = []
+_seed_lock = threading.Lock()
+
+
+def set_default_seed(seed: int | None) -> None:
+    """Seed what nodes without a ``seed`` attribute draw (None: fresh entropy again)."""
+    with _seed_lock:
+        _default_seed[:] = [] if seed is None else [np.random.SeedSequence(int(seed))]
+
+
 def _generator(seed: float | None) -> np.random.Generator:
     if seed is None:
+        if _default_seed:  # unlocked peek: the common, unseeded case takes no lock
+            with _seed_lock:
+                if _default_seed:
+                    return np.random.default_rng(_default_seed[0].spawn(1)[0])
         return np.random.default_rng()
     bits = int(np.asarray(float(seed), dtype=np.float64).view(np.uint64))
     return np.random.default_rng(bits)

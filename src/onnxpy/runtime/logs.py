@@ -1,0 +1,98 @@
+"""onnxpy's log, with onnxruntime's switches: severity, verbosity, a callback, telemetry.
+
+Messages go to the standard ``logging`` logger named ``onnxpy`` (so ordinary logging
+configuration works too). onnxruntime's severities map onto logging levels: 0 verbose (DEBUG),
+1 info, 2 warning (the default), 3 error, 4 fatal (CRITICAL). A callback installed with
+:func:`set_default_logger_callback` receives each message as onnxruntime's does:
+``callback(severity, category, logid, code_location, message)``; an exception it raises is
+swallowed, never the caller's problem. onnxpy sends no telemetry, so the telemetry switches only
+record the choice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from onnxpy.errors import RuntimeException
+
+__all__ = [
+    "disable_telemetry_events",
+    "enable_telemetry_events",
+    "log",
+    "set_default_logger_callback",
+    "set_default_logger_severity",
+    "set_default_logger_verbosity",
+    "telemetry_enabled",
+]
+
+log = logging.getLogger("onnxpy")
+_LEVELS = (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL)
+_state: dict[str, Any] = {"verbosity": 0, "telemetry": False, "handler": None}
+
+
+def _severity(level: Any) -> int:
+    if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 4:
+        raise RuntimeException(
+            f"Invalid logging severity {level!r}: expected 0 (verbose), 1 (info), 2 (warning), "
+            "3 (error) or 4 (fatal)"
+        )
+    return level
+
+
+def set_default_logger_severity(severity: int) -> None:
+    """Show messages of ``severity`` and above (0 verbose ... 4 fatal; default 2)."""
+    log.setLevel(_LEVELS[_severity(severity)])
+
+
+def set_default_logger_verbosity(verbosity: int) -> None:
+    """Verbosity of verbose messages (recorded; onnxpy has one verbose level)."""
+    _state["verbosity"] = int(verbosity)
+
+
+class _CallbackHandler(logging.Handler):
+    def __init__(self, callback: Callable[..., Any]) -> None:
+        super().__init__(logging.DEBUG)
+        self._callback = callback
+
+    def emit(self, record: logging.LogRecord) -> None:
+        severity = min(4, max(0, record.levelno // 10 - 1))
+        where = f"{record.filename}:{record.lineno} {record.funcName}"
+        try:
+            self._callback(
+                severity, "onnxpy", str(getattr(record, "logid", "")), where, record.getMessage()
+            )
+        except Exception:  # noqa: BLE001 - a failing callback must not break the caller
+            pass
+
+
+def set_default_logger_callback(callback: Callable[..., Any] | None, severity: int = 2) -> None:
+    """Send every message of ``severity`` and above to ``callback`` (None: stop doing so)."""
+    old = _state["handler"]
+    if callback is None:
+        if old is not None:
+            log.removeHandler(old)
+            _state["handler"] = None
+        return
+    if not callable(callback):
+        raise RuntimeException(f"The logging callback must be callable, got {type(callback)}")
+    set_default_logger_severity(severity)
+    if old is not None:
+        log.removeHandler(old)
+    handler = _CallbackHandler(callback)
+    _state["handler"] = handler
+    log.addHandler(handler)
+
+
+def enable_telemetry_events() -> None:
+    """Accepted for compatibility; onnxpy collects and sends no telemetry."""
+    _state["telemetry"] = True
+
+
+def disable_telemetry_events() -> None:
+    _state["telemetry"] = False
+
+
+def telemetry_enabled() -> bool:
+    return bool(_state["telemetry"])
