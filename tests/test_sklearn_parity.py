@@ -400,3 +400,44 @@ def test_tfidf_text_pipeline_as_converted():
     label, proba = sess.run(None, {"text": _DOCS.reshape(-1, 1)})
     np.testing.assert_array_equal(label, pipe.predict(_DOCS))
     np.testing.assert_allclose(_proba(proba, [0, 1]), pipe.predict_proba(_DOCS), atol=LINEAR_ATOL)
+
+
+# -- models skl2onnx writes with outputs that may have no declared shape --------------------------
+# The IR makes an output's shape optional; depending on its version skl2onnx declares these
+# models' outputs without one. Each is converted, then its output shapes are dropped on purpose
+# (the form users meet), and it must load and agree with scikit-learn.
+
+
+def _without_output_shapes(model):
+    for o in model.graph.output:
+        o.type.tensor_type.ClearField("shape")
+    return model
+
+
+def _shapeless_cases():
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.neighbors import LocalOutlierFactor
+
+    rng = np.random.default_rng(SEED)
+    x = rng.standard_normal((200, 4))
+    yield "isolation_forest", ensemble.IsolationForest(n_estimators=20, random_state=SEED).fit(x), x
+    yield "gaussian_process", GaussianProcessRegressor().fit(x[:50], x[:50, 0]), x
+    yield "local_outlier_factor", LocalOutlierFactor(novelty=True).fit(x), x
+
+
+@pytest.mark.parametrize(
+    "name, est, x", list(_shapeless_cases()), ids=lambda v: v if isinstance(v, str) else ""
+)
+def test_models_with_shapeless_outputs_agree_with_scikit_learn(name, est, x):
+    gp = name == "gaussian_process"
+    dtype = np.float64 if gp else np.float32  # the GP's kernel needs double precision
+    onx = to_onnx(est, x[:1].astype(dtype), target_opset={"": 18, "ai.onnx.ml": 3})
+    sess = onnxpy.InferenceSession(_without_output_shapes(onx).SerializeToString())
+    xt = np.random.default_rng(1).standard_normal((30, 4)).astype(dtype)
+    outs = sess.run(None, {sess.get_inputs()[0].name: xt})
+    if gp:
+        np.testing.assert_allclose(outs[0].ravel(), est.predict(xt), rtol=1e-6, atol=1e-8)
+        return
+    np.testing.assert_array_equal(outs[0].ravel(), est.predict(xt))
+    np.testing.assert_allclose(outs[1].ravel(), est.decision_function(xt), rtol=1e-4, atol=1e-5)
+    assert sess.get_outputs()[0].shape  # the inferred shape is reported

@@ -160,6 +160,8 @@ def _check(model: ModelProto) -> None:
     except onnx.checker.ValidationError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
         raise InvalidGraph(f"Model failed ONNX validation: {first}") from e
+    except UnicodeDecodeError as e:  # e.g. a doc string or metadata entry
+        raise InvalidGraph(f"Model holds text that is not valid UTF-8: {e}") from e
 
 
 def model_opsets(model: ModelProto) -> dict[str, int]:

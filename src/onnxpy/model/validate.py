@@ -248,10 +248,53 @@ def _all_tensors(model: ModelProto) -> Iterator[TensorProto]:
                         stack.append(sub)
 
 
+def _graphs(graph: GraphProto) -> Iterator[GraphProto]:
+    yield graph
+    for n in graph.node:
+        for a in n.attribute:
+            if a.type == AttributeProto.GRAPH:
+                yield from _graphs(a.g)
+            elif a.type == AttributeProto.GRAPHS:
+                for g in a.graphs:
+                    yield from _graphs(g)
+
+
+def _text(model: ModelProto) -> Iterator[Problem]:
+    """Names and operator ids must be text: protobuf hands back bytes for invalid UTF-8."""
+    for imp in model.opset_import:
+        if not isinstance(imp.domain, str):
+            yield Problem(errors.InvalidGraph, "opset_import", "a domain is not valid UTF-8 text")
+    for g in _graphs(model.graph):
+        for vi in list(g.input) + list(g.output) + list(g.value_info) + list(g.initializer):
+            if not isinstance(vi.name, str):
+                yield Problem(
+                    errors.InvalidGraph,
+                    f"Graph '{g.name}'",
+                    f"the value name {vi.name!r} is not valid UTF-8 text",
+                )
+        for i, n in enumerate(g.node):
+            fields = [
+                n.op_type,
+                n.domain,
+                n.name,
+                *n.input,
+                *n.output,
+                *(a.name for a in n.attribute),
+            ]
+            bad = [f for f in fields if not isinstance(f, str)]
+            if bad:
+                yield Problem(
+                    errors.InvalidGraph,
+                    f"Node {i} of graph '{g.name}'",
+                    f"{bad[0]!r} (an operator, domain, name or attribute) is not valid UTF-8 text",
+                )
+
+
 def header_problems(model: ModelProto) -> list[Problem]:
-    """IR version, opset imports and the main graph's input/output types: the facts every
-    other rule (and ``onnx.checker``) relies on."""
-    return list(_model_fields(model)) + list(_io_types(model.graph))
+    """IR version, opset imports, text fields and the main graph's input/output types: the
+    facts every other rule (and ``onnx.checker``) relies on."""
+    problems = list(_model_fields(model)) + list(_text(model))
+    return problems or list(_io_types(model.graph))
 
 
 def graph_problems(model: ModelProto, base_dir: str | None = None) -> list[Problem]:
