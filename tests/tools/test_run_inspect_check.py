@@ -137,6 +137,46 @@ def test_check_reports_onnxpy_load_refusal(cli, tmp_path, cnn_path):
     assert onnxpy_problems and "Frobnicate" in onnxpy_problems[0]["message"]
 
 
+def test_check_lists_every_onnxpy_rule_broken_and_accepts_shapeless_outputs(cli, tmp_path):
+    f = TensorProto.FLOAT
+    then = helper.make_graph(
+        [helper.make_node("Relu", ["X"], ["a"])], "then", [],
+        [helper.make_tensor_value_info("a", f, [2])],
+    )  # fmt: skip
+    other = helper.make_graph(
+        [helper.make_node("Cast", ["X"], ["b"], to=TensorProto.INT64)], "else", [],
+        [helper.make_tensor_value_info("b", TensorProto.INT64, [2])],
+    )  # fmt: skip
+    nodes = [
+        helper.make_node("Relu", ["X"], ["Y"], name="relu"),
+        helper.make_node("If", ["F"], ["Z"], name="branch", then_branch=then, else_branch=other),
+    ]
+    graph = helper.make_graph(
+        nodes, "g",
+        [helper.make_tensor_value_info("X", f, [2]), helper.make_tensor_value_info("F", f, [])],
+        [helper.make_tensor_value_info("Y", TensorProto.INT64, [2]),
+         helper.make_tensor_value_info("Z", f, [2])],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "bad.onnx")
+    res = cli("check", tmp_path / "bad.onnx", "--json")
+    assert res.code == 1
+    ours = [p for p in json.loads(res.out)["problems"] if p["check"] == "onnxpy"]
+    assert {p["node"] for p in ours} >= {"branch"}
+    messages = " | ".join(p["message"] for p in ours)
+    assert "condition 'F'" in messages and "else_branch" in messages and "'Y'" in messages
+    # An output declared without a shape is valid (the IR makes shapes optional).
+    graph = helper.make_graph(
+        [nodes[0]], "g", [helper.make_tensor_value_info("X", f, [2])],
+        [helper.make_tensor_value_info("Y", f, None)],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "shapeless.onnx")
+    assert cli("check", tmp_path / "shapeless.onnx").code == 0
+
+
 @pytest.mark.slow
 def test_inspect_and_check_a_2700_node_model(cli):
     path = wide_model(300)

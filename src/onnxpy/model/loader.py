@@ -18,7 +18,7 @@ from onnxpy.model.validate import graph_problems, header_problems, raise_first
 from onnxpy.model.weights import InlineWeights
 from onnxpy.model.wire import ReadInto, parse_model_lean
 
-__all__ = ["LoadedModel", "load_model", "model_opsets"]
+__all__ = ["LoadedModel", "load_model", "model_opsets", "checkable"]
 
 
 @dataclass
@@ -144,19 +144,37 @@ def _relax_to_the_ir(model: ModelProto) -> ModelProto:
     copy = ModelProto()
     copy.CopyFrom(model)
     cg = copy.graph
+    inferred: dict[str, onnx.TypeProto] = {}
+    if shapeless:  # the shape inference finds, where it finds one: it agrees with itself
+        try:
+            g2 = onnx.shape_inference.infer_shapes(copy, strict_mode=False).graph
+            inferred = {v.name: v.type for v in list(g2.output) + list(g2.value_info)}
+        except Exception:  # noqa: BLE001 - then the field is merely present
+            pass
     for vi in list(cg.input) + list(cg.output):
-        if vi.type.WhichOneof("value") == "tensor_type":
-            vi.type.tensor_type.shape.SetInParent()  # an empty shape: the field present
+        if vi.type.WhichOneof("value") != "tensor_type" or vi.type.tensor_type.HasField("shape"):
+            continue
+        found = inferred.get(vi.name)
+        if found is not None and found.tensor_type.HasField("shape"):
+            vi.type.tensor_type.shape.CopyFrom(found.tensor_type.shape)
+        else:
+            vi.type.tensor_type.shape.SetInParent()  # the field present, no dims claimed
     for t in unlisted:
         cg.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
     return copy
 
 
+def checkable(model: ModelProto) -> ModelProto:
+    """What ``onnx.checker`` should see of ``model``: its skeleton (weights as typed inputs:
+    checking 440 MB of weights costs seconds and adds nothing that decoding them does not
+    check), relaxed where the checker is stricter than the IR, with onnxruntime's off-spec
+    default-domain nodes moved aside."""
+    return _ort_compatible(_relax_to_the_ir(skeleton(model)))
+
+
 def _check(model: ModelProto) -> None:
     try:
-        # The checker sees the skeleton (weights as typed inputs): checking 440 MB of weights
-        # costs seconds and adds nothing that decoding them does not check.
-        onnx.checker.check_model(_ort_compatible(_relax_to_the_ir(skeleton(model))))
+        onnx.checker.check_model(checkable(model))
     except onnx.checker.ValidationError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
         raise InvalidGraph(f"Model failed ONNX validation: {first}") from e
