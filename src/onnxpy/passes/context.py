@@ -9,36 +9,22 @@ Subgraph bodies (If/Loop/Scan) are never edited: names they read are *pinned*.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable, Iterator
 
 import numpy as np
 from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, TypeProto, helper
 
+from onnxpy.model.graph_names import outer_reads, stable_topological_order
 from onnxpy.model.tensors import tensor_nbytes, tensor_to_array
 from onnxpy.model.weights import is_inline
 from onnxpy.passes.shapes import infer_types, tensor_type_of
 
-__all__ = ["GraphContext", "FOLD_LIMIT_BYTES", "EXTERNAL_LIMIT_BYTES", "subgraph_reads"]
+__all__ = ["GraphContext", "FOLD_LIMIT_BYTES", "EXTERNAL_LIMIT_BYTES"]
 
 # Largest constant (input or result) a pass materializes from data held in the proto.
 FOLD_LIMIT_BYTES = 16 << 20
 # Largest tensor a pass reads from external (memory-mapped) data: bigger ones stay on disk.
 EXTERNAL_LIMIT_BYTES = 1 << 20
-
-
-def subgraph_reads(graph: GraphProto) -> set[str]:
-    """Names a subgraph reads from enclosing scopes (recursively)."""
-    defined = {i.name for i in graph.input} | {i.name for i in graph.initializer}
-    used: set[str] = set()
-    for n in graph.node:
-        used.update(x for x in n.input if x and x not in defined)
-        for a in n.attribute:
-            for g in _graphs(a):
-                used.update(x for x in subgraph_reads(g) if x not in defined)
-        defined.update(o for o in n.output if o)
-    used.update(o.name for o in graph.output if o.name not in defined)
-    return used
 
 
 def _graphs(a: AttributeProto) -> list[GraphProto]:
@@ -88,35 +74,6 @@ def constant_node_tensor(node: NodeProto) -> TensorProto | None:
     return None  # sparse_value, strings: left as they are
 
 
-def _stable_topological_order(graph: GraphProto, kept: list[int]) -> list[int] | None:
-    """``kept`` node indexes reordered so every node follows its producers, otherwise keeping
-    the graph's order as far as possible (None: a cycle, left for the planner to report)."""
-    producer = {o: i for i in kept for o in graph.node[i].output if o}
-    users: dict[int, list[int]] = {i: [] for i in kept}
-    waiting: dict[int, int] = {}
-    for i in kept:
-        node = graph.node[i]
-        reads = set(node.input)
-        for a in node.attribute:
-            for sub in _graphs(a):
-                reads |= subgraph_reads(sub)
-        deps = {producer[x] for x in reads if x in producer} - {i}
-        waiting[i] = len(deps)
-        for d in deps:
-            users[d].append(i)
-    ready = [i for i in kept if waiting[i] == 0]
-    heapq.heapify(ready)
-    order = []
-    while ready:
-        i = heapq.heappop(ready)
-        order.append(i)
-        for u in users[i]:
-            waiting[u] -= 1
-            if waiting[u] == 0:
-                heapq.heappush(ready, u)
-    return order if len(order) == len(kept) else None
-
-
 class GraphContext:
     """Indexes over ``model.graph`` plus the helpers passes need to read and edit it."""
 
@@ -159,7 +116,7 @@ class GraphContext:
                 self.producer[name] = i
         for a in n.attribute:
             for sub in _graphs(a):
-                self.implicit |= subgraph_reads(sub)
+                self.implicit |= outer_reads(sub)
 
     def _unindex(self, i: int, n: NodeProto) -> None:
         for name in n.input:
@@ -272,7 +229,7 @@ class GraphContext:
         """Drop removed nodes, restore topological order and rebuild the indexes."""
         g = self.graph
         kept = [i for i in range(len(g.node)) if i not in self.removed]
-        order = _stable_topological_order(g, kept) if self._pending_sort else None
+        order = stable_topological_order(g, kept) if self._pending_sort else None
         if order is not None and order != kept:
             copies = [NodeProto() for _ in order]
             for c, i in zip(copies, order):

@@ -21,6 +21,7 @@ from onnxpy import errors
 from onnxpy.errors import InvalidGraph
 from onnxpy.kernels.registry import Kernel, NodeInfo, lookup
 from onnxpy.model.functions import ScopedNode, inline_function, schema_function
+from onnxpy.model.graph_names import outer_reads
 from onnxpy.model.tensors import tensor_to_array
 from onnxpy.runtime.attributes import decode_attribute
 from onnxpy.runtime.executor import compile_steps, current_stop, execute
@@ -110,28 +111,6 @@ class _Subgraph:
     plan: Plan
     free: list[str]  # outer names it reads, appended after its formal inputs
     num_inputs: int
-
-
-def _used_names(graph: GraphProto) -> set[str]:
-    """Names a graph reads from outside itself (recursively through nested subgraphs)."""
-    defined = {i.name for i in graph.input} | {i.name for i in graph.initializer}
-    defined |= {i.name for i in graph.sparse_initializer if hasattr(i, "values")}
-    used: set[str] = set()
-    for n in graph.node:
-        for name in n.input:
-            if name and name not in defined:
-                used.add(name)
-        for a in n.attribute:
-            if a.type == AttributeProto.GRAPH:
-                used |= {x for x in _used_names(a.g) if x not in defined}
-            elif a.type == AttributeProto.GRAPHS:
-                for g in a.graphs:
-                    used |= {x for x in _used_names(g) if x not in defined}
-        defined.update(o for o in n.output if o)
-    for o in graph.output:
-        if o.name not in defined:
-            used.add(o.name)
-    return used
 
 
 class PlanBuilder:
@@ -273,7 +252,7 @@ class PlanBuilder:
             for a in sn.node.attribute:
                 graphs = [a.g] if a.type == AttributeProto.GRAPH else list(a.graphs)
                 for g in graphs:
-                    for x in sorted(_used_names(g)):
+                    for x in sorted(outer_reads(g)):
                         if x not in free:
                             free.append(x)
             node_free.append(free)
@@ -515,6 +494,6 @@ class PlanBuilder:
     def _subgraph(
         self, g: GraphProto, opsets: dict[str, int], types: dict[str, TypeProto]
     ) -> _Subgraph:
-        free = sorted(_used_names(g))
+        free = sorted(outer_reads(g))
         plan = self.build(g, extra_inputs=free, opsets=opsets, type_hints=types)
         return _Subgraph(plan=plan, free=free, num_inputs=len(g.input))

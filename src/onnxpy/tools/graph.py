@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import onnx
 
+from onnxpy.model.graph_names import node_reads, stable_topological_order
+
 __all__ = ["GraphIndex", "node_label", "named_copy", "chunks"]
 
 
@@ -66,36 +68,15 @@ class GraphIndex:
                 if name:
                     idx.producer[name] = i
         for i, node in enumerate(graph.node):
-            for name in _reads(node):
+            for name in node_reads(node):
                 idx.consumers[name].append(i)
         idx.order = idx._topological()
         return idx
 
     def _topological(self) -> list[int]:
-        nodes = self.graph.node
-        waiting = [0] * len(nodes)
-        after: dict[int, list[int]] = defaultdict(list)
-        for i, node in enumerate(nodes):
-            deps = {self.producer[n] for n in _reads(node) if n in self.producer}
-            deps.discard(i)
-            waiting[i] = len(deps)
-            for d in deps:
-                after[d].append(i)
-        import heapq
-
-        ready = [i for i, w in enumerate(waiting) if w == 0]
-        heapq.heapify(ready)
-        order = []
-        while ready:
-            i = heapq.heappop(ready)
-            order.append(i)
-            for j in after[i]:
-                waiting[j] -= 1
-                if waiting[j] == 0:
-                    heapq.heappush(ready, j)
-        if len(order) < len(nodes):  # a cycle: keep the rest in file order, the checker says why
-            done = set(order)
-            order += [i for i in range(len(nodes)) if i not in done]
+        order = stable_topological_order(self.graph)
+        if order is None:  # a cycle: file order, the checker says why
+            return list(range(len(self.graph.node)))
         return order
 
     def label(self, index: int) -> str:
@@ -104,25 +85,6 @@ class GraphIndex:
     def node_values(self) -> list[tuple[int, list[str]]]:
         """(node index, its non-empty output names) in topological order."""
         return [(i, [o for o in self.graph.node[i].output if o]) for i in self.order]
-
-
-def _reads(node: onnx.NodeProto) -> list[str]:
-    """Names a node reads: its inputs and the outer-scope names its subgraphs use."""
-    names = [n for n in node.input if n]
-    for attr in node.attribute:
-        for g in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else []) + list(attr.graphs):
-            names += sorted(_outer_names(g))
-    return names
-
-
-def _outer_names(graph: onnx.GraphProto) -> set[str]:
-    defined = {v.name for v in graph.input} | {t.name for t in graph.initializer}
-    used: set[str] = set()
-    for node in graph.node:
-        used.update(_reads(node))
-        defined.update(node.output)
-    used.update(v.name for v in graph.output)
-    return used - defined
 
 
 def chunks(items: Sequence, size: int) -> Iterator[Sequence]:

@@ -8,9 +8,10 @@ is dropped, so a malformed one is still refused (as the planner would) rather th
 
 from __future__ import annotations
 
+from onnxpy.model.graph_names import outer_reads
 from onnxpy.model.tensors import tensor_to_array
 from onnxpy.passes.base import Pass
-from onnxpy.passes.context import GraphContext, subgraph_reads
+from onnxpy.passes.context import GraphContext
 
 __all__ = ["DeadCodeElimination"]
 
@@ -29,7 +30,7 @@ class DeadCodeElimination(Pass):
             live.update(n for n in node.input if n)
             for a in node.attribute:
                 for g in [a.g] if a.HasField("g") else list(a.graphs):
-                    live |= subgraph_reads(g)
+                    live |= outer_reads(g)
         for i in dead:
             ctx.remove(i)
         g = ctx.graph
