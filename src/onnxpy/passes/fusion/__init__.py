@@ -10,6 +10,7 @@ from onnxpy.passes.fusion.conv_bn import ConvBatchNormFusion
 from onnxpy.passes.fusion.gelu import BiasGeluFusion, GeluFusion
 from onnxpy.passes.fusion.layer_norm import LayerNormFusion
 from onnxpy.passes.fusion.matmul_add import MatMulAddFusion
+from onnxpy.passes.fusion.qdq import DynamicMatMulFusion, QDQFusion
 from onnxpy.passes.fusion.skip_layer_norm import SkipLayerNormFusion
 
 __all__ = [
@@ -24,6 +25,9 @@ __all__ = [
     "BiasGeluFusion",
     "SkipLayerNormFusion",
     "LayerNormFusion",
+    "QDQFusion",
+    "DynamicMatMulFusion",
+    "quantized_fusion_passes",
 ]
 
 
@@ -40,3 +44,8 @@ def fusion_passes() -> list[Pass]:
         ConvActivationFusion(),
         GemmActivationFusion(),
     ]
+
+
+def quantized_fusion_passes() -> list[Pass]:
+    """QDQ pairs and dynamic-quantization chains -> quantized kernels (run first)."""
+    return [QDQFusion(), DynamicMatMulFusion()]
