@@ -7,6 +7,7 @@ from onnxpy.passes.fusion.attention import AttentionFusion
 from onnxpy.passes.fusion.conv_activation import ConvActivationFusion, GemmActivationFusion
 from onnxpy.passes.fusion.conv_add_mul import ConvAddMulFusion
 from onnxpy.passes.fusion.conv_bn import ConvBatchNormFusion
+from onnxpy.passes.fusion.float16_compute import Float16Compute
 from onnxpy.passes.fusion.gelu import BiasGeluFusion, GeluFusion
 from onnxpy.passes.fusion.layer_norm import LayerNormFusion
 from onnxpy.passes.fusion.matmul_add import MatMulAddFusion
@@ -27,7 +28,8 @@ __all__ = [
     "LayerNormFusion",
     "QDQFusion",
     "DynamicMatMulFusion",
-    "quantized_fusion_passes",
+    "Float16Compute",
+    "early_fusion_passes",
 ]
 
 
@@ -46,6 +48,7 @@ def fusion_passes() -> list[Pass]:
     ]
 
 
-def quantized_fusion_passes() -> list[Pass]:
-    """QDQ pairs and dynamic-quantization chains -> quantized kernels (run first)."""
-    return [QDQFusion(), DynamicMatMulFusion()]
+def early_fusion_passes() -> list[Pass]:
+    """Rewrites that must see the model before constant folding: float16 regions computed in
+    float32, QDQ pairs and dynamic-quantization chains -> quantized kernels."""
+    return [Float16Compute(), QDQFusion(), DynamicMatMulFusion()]
