@@ -30,6 +30,7 @@ EXIT_INTERRUPTED = 130
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "Train, convert and run a RandomForest on iris, checked against sklearn."),
     "run": ("run", "Run a model on random or given inputs."),
+    "quantize": ("quantize", "Quantize a model (dynamic, static, int4 weight-only, float16)."),
 }
 
 

@@ -1,5 +1,5 @@
-"""Weight-only blocked quantization of MatMul weights (int4 or int8), for transformers whose
-time and memory go to large weight matrices.
+"""Weight-only blocked quantization of MatMul (and Gemm) weights to int4 or int8, for
+transformers whose time and memory go to large weight matrices.
 
 Each constant ``[K, N]`` MatMul weight is cut into blocks of ``block_size`` rows along K; every
 block of every column gets its own scale (and, when not symmetric, zero point), and the weight
@@ -85,12 +85,18 @@ def quantize_weight_only(
     edit = GraphEdit(model)
     new_nodes = []
     for node in model.graph.node:
-        if node.op_type != "MatMul" or node.domain not in ("", "ai.onnx") or node.name in exclude:
+        if node.op_type not in ("MatMul", "Gemm") or node.domain not in ("", "ai.onnx"):
+            continue
+        if node.name in exclude or len(node.input) < 2:
             continue
         w = edit.constant(node.input[1])
         if w is None or w.ndim != 2 or w.dtype != np.float32:
             continue
-        q, scale, zero = blocked_quantize(w, bits, block_size, symmetric)
+        trans_b = node.op_type == "Gemm" and any(a.name == "transB" and a.i for a in node.attribute)
+        q, scale, zero = blocked_quantize(w.T if trans_b else w, bits, block_size, symmetric)
+        if trans_b:  # blocks run along K, axis 1 of a transposed [N, K] weight
+            q, scale = np.ascontiguousarray(q.T), np.ascontiguousarray(scale.T)
+            zero = None if zero is None else np.ascontiguousarray(zero.T)
         name = node.input[1]
         ins = [
             edit.add_initializer(f"{name}_quantized", q),
@@ -105,7 +111,7 @@ def quantize_weight_only(
                 ins,
                 [out],
                 name=edit.fresh(f"{name}_DequantizeLinear"),
-                axis=0,
+                axis=1 if trans_b else 0,
                 block_size=block_size,
             )
         )
