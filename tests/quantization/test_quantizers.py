@@ -1,0 +1,149 @@
+"""What the quantizers write: structure, options, exclusions, config form, external data,
+and accuracy against the float model."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+import onnxpy
+from onnxpy import quantization as oq
+from tests.quantization import models
+
+
+@pytest.fixture
+def cnn_path(tmp_path):
+    return models.save(models.cnn(), tmp_path / "cnn.onnx")
+
+
+def _ops(path) -> Counter:
+    return Counter(n.op_type for n in onnx.load(str(path)).graph.node)
+
+
+def _inits(path) -> dict[str, np.ndarray]:
+    return {t.name: numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
+
+
+def _max_error(float_path, quant_path, kind):
+    f, q = onnxpy.InferenceSession(float_path), onnxpy.InferenceSession(str(quant_path))
+    errs = []
+    for feed in models.feeds(kind, 4, seed=900):
+        a, b = f.run(None, feed)[0], q.run(None, feed)[0]
+        errs.append(np.abs(a - b).max() / np.abs(a).max())
+    return max(errs)
+
+
+def test_qdq_structure_with_relus_folded(cnn_path, tmp_path):
+    out = tmp_path / "q.onnx"
+    oq.quantize_static(cnn_path, out, models.Reader("cnn"), activation_type=oq.QuantType.QUInt8)
+    ops = _ops(out)
+    assert ops["Relu"] == 0  # folded into the Conv outputs' ranges (asymmetric uint8)
+    assert ops["Conv"] == 2 and ops["Gemm"] == 1
+    inits = _inits(out)
+    assert inits["w1_quantized"].dtype == np.int8 and inits["w1_zero_point"] == 0
+    assert inits["b1_quantized"].dtype == np.int32
+    assert inits["r1_zero_point"] == 0  # a Relu output's range starts at 0
+    # MaxPool's output keeps its input's parameters (so it can run on the integers).
+    assert inits["p1_scale"] == inits["r1_scale"]
+    assert _max_error(cnn_path, out, "cnn") < 0.05
+
+
+def test_symmetric_activations_keep_relus_and_zero_points(cnn_path, tmp_path):
+    out = tmp_path / "q.onnx"
+    oq.quantize_static(
+        cnn_path, out, models.Reader("cnn"), extra_options={"ActivationSymmetric": True}
+    )
+    assert _ops(out)["Relu"] == 2
+    zps = {k: v for k, v in _inits(out).items() if k.endswith("_zero_point")}
+    # Softmax's output keeps its fixed [0, 1] range: 1/256 steps from -128.
+    assert int(zps.pop("y_zero_point")) == -128
+    assert all(int(np.max(np.abs(z))) == 0 for z in zps.values())
+
+
+def test_weight_asymmetric_and_per_channel(cnn_path, tmp_path):
+    out = tmp_path / "q.onnx"
+    oq.quantize_static(
+        cnn_path,
+        out,
+        models.Reader("cnn"),
+        per_channel=True,
+        weight_type=oq.QuantType.QUInt8,
+        extra_options={"WeightSymmetric": False},
+    )
+    inits = _inits(out)
+    assert inits["w1_scale"].shape == (6,) and inits["w1_quantized"].dtype == np.uint8
+    assert np.any(inits["w1_zero_point"] != 0)
+    assert _max_error(cnn_path, out, "cnn") < 0.05
+
+
+def test_nodes_to_exclude_and_op_types(cnn_path, tmp_path):
+    out = tmp_path / "q.onnx"
+    oq.quantize_static(cnn_path, out, models.Reader("cnn"), nodes_to_exclude=["conv2"])
+    graph = onnx.load(str(out)).graph
+    conv2 = next(n for n in graph.node if n.name == "conv2")
+    assert conv2.input[1] == "w2"  # still the float weight
+    out2 = tmp_path / "q2.onnx"
+    oq.quantize_static(cnn_path, out2, models.Reader("cnn"), op_types_to_quantize=["Gemm"])
+    assert "w1_quantized" not in _inits(out2) and "wf_quantized" in _inits(out2)
+    with pytest.raises(onnxpy.InvalidArgument, match="no node named"):
+        oq.quantize_static(cnn_path, out2, models.Reader("cnn"), nodes_to_exclude=["nope"])
+
+
+def test_qoperator_format(cnn_path, tmp_path):
+    out = tmp_path / "q.onnx"
+    oq.quantize_static(
+        cnn_path,
+        out,
+        models.Reader("cnn"),
+        quant_format=oq.QuantFormat.QOperator,
+        activation_type=oq.QuantType.QUInt8,
+    )
+    ops = _ops(out)
+    assert ops["QLinearConv"] == 2 and ops["QGemm"] == 1 and ops["QLinearAdd"] == 1
+    assert ops["QLinearGlobalAveragePool"] == 1 and ops["QLinearSoftmax"] == 1
+    assert ops["QuantizeLinear"] == 1 and ops["DequantizeLinear"] == 1
+    assert _max_error(cnn_path, out, "cnn") < 0.05
+
+
+def test_dynamic_covers_gemm_and_per_channel(tmp_path):
+    path = models.save(models.gemm_mlp(), tmp_path / "m.onnx")
+    out = tmp_path / "q.onnx"
+    oq.quantize_dynamic(path, out, per_channel=True)
+    ops = _ops(out)
+    assert ops["MatMulInteger"] == 2 and ops["Gemm"] == 0 and ops["DynamicQuantizeLinear"] == 2
+    assert _inits(out)["w1_scale"].shape == (32,)
+    assert _max_error(path, out, "gemm_mlp") < 0.05
+    out2 = tmp_path / "q2.onnx"
+    oq.quantize_dynamic(path, out2, op_types_to_quantize=["MatMul"])
+    assert _ops(out2)["Gemm"] == 2
+    with pytest.raises(onnxpy.InvalidArgument):
+        oq.quantize_dynamic(path, out2, weight_type=oq.QuantType.QInt4)
+
+
+def test_config_form(cnn_path, tmp_path):
+    out = tmp_path / "q.onnx"
+    oq.quantize(cnn_path, out, oq.StaticQuantConfig(models.Reader("cnn"), per_channel=True))
+    assert _inits(out)["w1_scale"].shape == (6,)
+    out2 = tmp_path / "d.onnx"
+    oq.quantize(cnn_path, out2, oq.DynamicQuantConfig())
+    assert _ops(out2)["ConvInteger"] == 2
+
+
+def test_external_data_round_trip(tmp_path):
+    path = models.save(models.mlp(), tmp_path / "m.onnx")
+    out = tmp_path / "q.onnx"
+    oq.quantize_dynamic(path, out, use_external_data_format=True)
+    assert (tmp_path / "q.onnx.data").exists()
+    assert _max_error(path, out, "mlp") < 0.05
+
+
+def test_pre_process_keeps_outputs(cnn_path, tmp_path):
+    out = tmp_path / "pre.onnx"
+    oq.quant_pre_process(cnn_path, out)
+    m = onnx.load(str(out))
+    assert len(m.graph.value_info) > 0  # shapes recorded
+    assert _max_error(cnn_path, out, "cnn") < 1e-5
