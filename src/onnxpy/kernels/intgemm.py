@@ -28,6 +28,7 @@ __all__ = [
     "centre_of",
     "centred",
     "requantize",
+    "Requantizer",
 ]
 
 EXACT_FLOAT32 = float(2**24)
@@ -154,6 +155,34 @@ def _plan_chunks(absw: np.ndarray, bound: int) -> list[tuple[int, int]]:
     return chunks
 
 
+class Requantizer:
+    """``saturate(round((acc + offset) * multiplier) + zero_point)`` as ``dtype``, with the
+    constants folded once into ``rint(acc * m + a) + zp``: five passes over a fresh product (the
+    zero point's addition writes the integer result). ``offset`` and ``multiplier`` broadcast
+    against the product (per output column or channel)."""
+
+    def __init__(self, offset, multiplier, zero_point: float, dtype: np.dtype) -> None:
+        m = np.asarray(multiplier, dtype=np.float64)
+        self.mult = m.astype(np.float32)
+        self.add = None
+        if offset is not None and np.any(offset):
+            self.add = np.asarray(np.asarray(offset, dtype=np.float64) * m, dtype=np.float32)
+        self.zero = np.float32(zero_point)
+        self.dtype = np.dtype(dtype)
+        lo, hi = integer_range(self.dtype)
+        self.lo, self.hi = lo - zero_point, hi - zero_point
+
+    def __call__(self, acc: np.ndarray) -> np.ndarray:
+        np.multiply(acc, self.mult, out=acc)
+        if self.add is not None:
+            np.add(acc, self.add, out=acc)
+        np.rint(acc, out=acc)
+        np.clip(acc, self.lo, self.hi, out=acc)
+        out = np.empty(acc.shape, dtype=self.dtype)
+        np.add(acc, self.zero, out=out, casting="unsafe")  # the zero point after rounding
+        return out
+
+
 def requantize(
     acc: np.ndarray,
     offset: np.ndarray | float | None,
@@ -163,12 +192,4 @@ def requantize(
 ) -> np.ndarray:
     """``saturate(round((acc + offset) * multiplier) + zero_point)`` as ``dtype``; ``acc`` (a
     fresh float product) is updated in place."""
-    if offset is not None:
-        acc += offset
-    acc *= multiplier
-    lo, hi = integer_range(dtype)
-    if zero_point:
-        acc += zero_point
-    np.rint(acc, out=acc)
-    np.clip(acc, lo, hi, out=acc)
-    return acc.astype(dtype)
+    return Requantizer(offset, multiplier, zero_point, dtype)(acc)

@@ -17,11 +17,18 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from onnxpy.kernels.ai_onnx.conv import resolve_pads, spatial_attr, window_view
-from onnxpy.kernels.intgemm import ExactWeights, centre_of, centred, integer_range, requantize
+from onnxpy.kernels.intgemm import (
+    ExactWeights,
+    Requantizer,
+    centre_of,
+    centred,
+    integer_range,
+    requantize,
+)
 from onnxpy.kernels.registry import NodeInfo, register
 from onnxpy.kernels.scratch import scratch
 
-__all__ = ["ConvGeometry", "IntegerConv", "integer_product_rows"]
+__all__ = ["ConvGeometry", "IntegerConv", "integer_product_rows", "ConstantCache", "input_dtype"]
 
 _F32 = np.dtype(np.float32)
 
@@ -41,6 +48,25 @@ def _is_scalar(v: object) -> bool:
     return v is None or np.asarray(v).size == 1
 
 
+class ConstantCache:
+    """A value derived once from inputs that are the node's constants: when the arguments at
+    ``positions`` are the very arrays the model holds (the planner passes them as they are),
+    the value made for them is reused; otherwise it is made for the call."""
+
+    def __init__(self, info: NodeInfo, positions: Sequence[int]) -> None:
+        self.constants = [info.constant_inputs.get(p) for p in positions]
+        self.usable = all(c is not None for c in self.constants)
+        self.value = None
+        self.key = None
+
+    def get(self, args: Sequence[object], key, make: Callable[[], object]):
+        if self.usable and all(a is c for a, c in zip(args, self.constants)):
+            if self.value is None or self.key != key:
+                self.value, self.key = make(), key
+            return self.value
+        return make()
+
+
 # -- MatMul family -------------------------------------------------------------------------------
 
 
@@ -48,24 +74,47 @@ class _RowProduct:
     """``(a - za) @ (b - zb)`` for a constant 2-D b: exact, as float32/float64 [..., M, N]."""
 
     def __init__(self, b: np.ndarray, b_zero_point: object) -> None:
-        b = np.asarray(b)
-        zb = 0.0 if b_zero_point is None else _f64(b_zero_point).reshape(-1)
-        self.bc = (_f64(b) - zb).T  # [N, K]
+        # The integers are kept as they are; the float layout is made per activation type.
+        self.b = np.asarray(b)
+        self.zb = 0.0 if b_zero_point is None else _f64(b_zero_point).reshape(-1)
         self.weights: dict[np.dtype, ExactWeights] = {}
 
     def __call__(self, a: np.ndarray, za: float) -> tuple[np.ndarray, np.ndarray]:
         """(exact product of the centred a, the [N] term the zero point adds, float64)."""
         ew = self.weights.get(a.dtype)
         if ew is None:
-            ew = self.weights[a.dtype] = ExactWeights(self.bc, a.dtype)
+            ew = self.weights[a.dtype] = ExactWeights((_f64(self.b) - self.zb).T, a.dtype)
         c = centre_of(a.dtype)
         return ew.right(centred(a, c, ew.dtype)), (c - za) * ew.row_sums
 
+    def prepare(self, dtype: np.dtype | None) -> None:
+        """Lay the weight out now for activations of ``dtype`` (when known)."""
+        if dtype is not None and dtype.kind in "iu" and dtype not in self.weights:
+            self.weights[dtype] = ExactWeights((_f64(self.b) - self.zb).T, dtype)
 
-def integer_product_rows(b: np.ndarray, b_zero_point: object = None):
+
+def input_dtype(info: NodeInfo, position: int) -> np.dtype | None:
+    """The element type of input ``position`` when the model says it (constant or typed)."""
+    c = info.constant_inputs.get(position)
+    if c is not None:
+        return c.dtype
+    tp = info.input_types[position] if position < len(info.input_types) else None
+    if tp is None or tp.WhichOneof("value") != "tensor_type":
+        return None
+    from onnxpy.types import ELEM_TYPE_TO_DTYPE
+
+    return ELEM_TYPE_TO_DTYPE.get(tp.tensor_type.elem_type)
+
+
+def integer_product_rows(
+    b: np.ndarray, b_zero_point: object = None, activation: np.dtype | None = None
+):
     """``f(a, a_zero_point) -> exact (a - za) @ (b - zb)`` for a constant 2-D integer ``b``
-    (float32 or float64 result): shared by the com.microsoft integer MatMuls."""
-    return _RowProduct(b, b_zero_point)
+    (float32 or float64 result): shared by the com.microsoft integer MatMuls. With the
+    activation type known, the weight is laid out now (at session creation)."""
+    product = _RowProduct(b, b_zero_point)
+    product.prepare(activation)
+    return product
 
 
 def _const_2d(info: NodeInfo, position: int, zp_position: int | None) -> bool:
@@ -94,7 +143,9 @@ def _shifted_general(x: np.ndarray, zero_point: object, per_row: bool) -> np.nda
 def matmul_integer(info: NodeInfo):
     """Exact (a - a_zero_point) @ (b - b_zero_point) as int32."""
     product = (
-        _RowProduct(info.constant_inputs[1], info.constant_inputs.get(3))
+        integer_product_rows(
+            info.constant_inputs[1], info.constant_inputs.get(3), input_dtype(info, 0)
+        )
         if (_const_2d(info, 1, 3))
         else None
     )
@@ -130,18 +181,28 @@ def _rows(p: np.ndarray) -> np.ndarray:
 def qlinear_matmul(info: NodeInfo):
     """Quantized numpy.matmul: exact integer product, then one rescale to y's quantization."""
     product = (
-        _RowProduct(info.constant_inputs[3], info.constant_inputs.get(5))
+        integer_product_rows(
+            info.constant_inputs[3], info.constant_inputs.get(5), input_dtype(info, 0)
+        )
         if (_const_2d(info, 3, 5))
         else None
     )
+
+    cache = ConstantCache(info, (1, 2, 4, 6, 7))
 
     def run(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point, /):
         a = np.asarray(a)
         dtype = np.asarray(y_zero_point).dtype
         if product is not None and _is_scalar(a_scale) and _is_scalar(a_zero_point):
-            acc, term = product(a, _scalar(a_zero_point))
-            mult = _scalar(a_scale) * _f64(b_scale).reshape(-1) / _scalar(y_scale)
-            return requantize(acc, term, mult, _scalar(y_zero_point), dtype)
+            za = _scalar(a_zero_point)
+            acc, term = product(a, za)
+
+            def make() -> Requantizer:
+                mult = _scalar(a_scale) * _f64(b_scale).reshape(-1) / _scalar(y_scale)
+                return Requantizer(term, mult, _scalar(y_zero_point), dtype)
+
+            args = (a_scale, a_zero_point, b_scale, y_scale, y_zero_point)
+            return cache.get(args, a.dtype, make)(acc)
         acc = np.matmul(
             _shifted_general(a, a_zero_point, True), _shifted_general(b, b_zero_point, False)
         )
@@ -196,16 +257,20 @@ class IntegerConv:
         if m % g:
             raise ValueError(f"output channels {m} not divisible by group {g}")
         wz = 0.0 if w_zero_point is None else _f64(w_zero_point).reshape(-1)
-        wc = _f64(w) - (wz.reshape((-1,) + (1,) * (w.ndim - 1)) if np.ndim(wz) else wz)
+        self.w, self.wz = w, (wz.reshape((-1,) + (1,) * (w.ndim - 1)) if np.ndim(wz) else wz)
         self.shape = w.shape
         self.geometry = geometry
-        self.wc = wc.reshape(g, m // g, cg * math.prod(w.shape[2:]))
+        self.kc = cg * math.prod(w.shape[2:])
         self.weights: dict[np.dtype, ExactWeights] = {}
 
     def _exact(self, dtype: np.dtype) -> ExactWeights:
+        """The float layout for activations of ``dtype`` (made on first use; the integers
+        stay the only other copy)."""
         ew = self.weights.get(dtype)
         if ew is None:
-            ew = self.weights[dtype] = ExactWeights(self.wc, dtype)
+            m, g = self.shape[0], self.geometry.group
+            wc = (_f64(self.w) - self.wz).reshape(g, m // g, self.kc)
+            ew = self.weights[dtype] = ExactWeights(wc, dtype)
         return ew
 
     def __call__(self, x: np.ndarray, x_zero_point: float) -> tuple[np.ndarray, np.ndarray]:
@@ -218,7 +283,7 @@ class IntegerConv:
             raise ValueError(f"input channels {c} != weight channels {self.shape[1]} x group {g}")
         centre = centre_of(x.dtype)
         p = math.prod(out)
-        kc = self.wc.shape[-1]
+        kc = self.kc
         pointwise = all(k == 1 for k in kernel) and not any(begin) and not any(end)
         if pointwise and all(s == 1 for s in strides):
             (xs,) = scratch(x.shape, dtype=ew.dtype)
@@ -265,6 +330,9 @@ def conv_integer(
     fixed = None
     if 1 in consts and (info.num_inputs < 4 or 3 in consts):
         fixed = IntegerConv(consts[1], consts.get(3), geom)
+        x_type = input_dtype(info, 0)
+        if x_type is not None and x_type.kind in "iu":
+            fixed._exact(x_type)
 
     def run(x, w, x_zero_point=None, w_zero_point=None, /) -> np.ndarray:
         x = np.asarray(x)
@@ -291,18 +359,28 @@ def qlinear_conv(
     geom = _conv_attrs(auto_pad, dilations, group, kernel_shape, pads, strides)
     consts = info.constant_inputs
     fixed = IntegerConv(consts[3], consts[5], geom) if 3 in consts and 5 in consts else None
+    x_type = input_dtype(info, 0)
+    if fixed is not None and x_type is not None and x_type.kind in "iu":
+        fixed._exact(x_type)  # the weight's float layout, made at session creation
+
+    cache = ConstantCache(info, (1, 2, 4, 6, 7, 8) if info.num_inputs > 8 else (1, 2, 4, 6, 7))
 
     def run(x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point, b=None, /):
         x = np.asarray(x)
         conv = fixed if fixed is not None else IntegerConv(w, w_zero_point, geom)
         acc, term = conv(x, _scalar(x_zero_point))
-        if b is not None:
-            term = term + _f64(b).reshape(-1)
-        mult = _scalar(x_scale) * _f64(w_scale).reshape(-1) / _scalar(y_scale)
-        dtype = np.asarray(y_zero_point).dtype
-        integer_range(dtype)  # refuses a non-integer output type clearly
-        return requantize(
-            acc, _channels(term, acc.ndim), _channels(mult, acc.ndim), _scalar(y_zero_point), dtype
-        )
+
+        def make() -> Requantizer:
+            offset = term if b is None else term + _f64(b).reshape(-1)
+            mult = _scalar(x_scale) * _f64(w_scale).reshape(-1) / _scalar(y_scale)
+            dtype = np.asarray(y_zero_point).dtype
+            integer_range(dtype)  # refuses a non-integer output type clearly
+            rank = acc.ndim
+            return Requantizer(
+                _channels(offset, rank), _channels(mult, rank), _scalar(y_zero_point), dtype
+            )
+
+        args = (x_scale, x_zero_point, w_scale, y_scale, y_zero_point, b)
+        return cache.get(args[: len(cache.constants)], (x.dtype, acc.ndim), make)(acc)
 
     return run

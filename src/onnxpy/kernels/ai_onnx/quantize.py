@@ -141,6 +141,11 @@ def quantize_linear(
 ):
     """y = saturate(round(x / y_scale) + y_zero_point)."""
     x = np.asarray(x)
+    fast = (
+        None if output_dtype else _per_tensor_8bit(x, y_scale, y_zero_point, block_size, precision)
+    )
+    if fast is not None:
+        return _quantize_fast(x, fast[0], fast[1], fast[2])
     dtype = _output_type(output_dtype, y_zero_point)
     scale = np.asarray(y_scale)
     if precision:
@@ -162,6 +167,13 @@ def quantize_linear(
 def dequantize_linear(x, x_scale, x_zero_point=None, /, *, axis=1, block_size=0, output_dtype=0):
     """y = (x - x_zero_point) * x_scale, in the output type (the scale's unless given)."""
     x = np.asarray(x)
+    if not output_dtype and x.dtype in _EIGHT_BITS and not block_size:
+        fast = _per_tensor_8bit(np.empty(0, np.float32), x_scale, x_zero_point, 0, 0)
+        if fast is not None and (x_zero_point is None or np.asarray(x_zero_point).dtype == x.dtype):
+            scale, zp, _ = fast
+            y = np.subtract(x, np.float32(zp), dtype=np.float32) if zp else x.astype(np.float32)
+            y *= scale
+            return y
     scale = np.asarray(x_scale)
     if output_dtype:
         dtype = ELEM_TYPE_TO_DTYPE.get(int(output_dtype))
@@ -176,6 +188,40 @@ def dequantize_linear(x, x_scale, x_zero_point=None, /, *, axis=1, block_size=0,
     return (v * s).astype(dtype)
 
 
+_EIGHT_BITS = frozenset({np.dtype(np.int8), np.dtype(np.uint8)})
+
+
+def _per_tensor_8bit(x, scale, zero_point, block_size, precision):
+    """(scale as float32, zero point, 8-bit type) for the common case - float32 data, one
+    float32 scale, an int8/uint8 zero point - else None."""
+    if x.dtype != np.float32 or block_size or precision:
+        return None
+    s = np.asarray(scale)
+    if s.dtype != np.float32 or s.size != 1:
+        return None
+    if zero_point is None:
+        return s.reshape(()), 0.0, np.dtype(np.uint8)
+    z = np.asarray(zero_point)
+    if z.dtype not in _EIGHT_BITS or z.size != 1:
+        return None
+    return s.reshape(()), float(z.reshape(())), z.dtype
+
+
+def _quantize_fast(x: np.ndarray, scale, zero_point: float, dtype: np.dtype) -> np.ndarray:
+    """saturate(round(x / scale) + zp) in float32 (one correctly rounded division); the zero
+    point is added after rounding (adding it first could round the quotient's fraction), by the
+    pass that writes the 8-bit result."""
+    lo, hi = _INT_RANGES[dtype]
+    out = np.empty(x.shape, dtype=dtype)
+    with np.errstate(all="ignore"):
+        q = np.divide(x, scale)
+        np.rint(q, out=q)
+        np.nan_to_num(q, copy=False, nan=-zero_point)  # NaN -> 0, as the general path
+        np.clip(q, lo - zero_point, hi - zero_point, out=q)
+        np.add(q, np.float32(zero_point), out=out, casting="unsafe")
+    return out
+
+
 @register("DynamicQuantizeLinear", since=11)
 def dynamic_quantize_linear(x, /):
     """uint8 quantization with scale and zero point from the data range (including 0)."""
@@ -187,5 +233,5 @@ def dynamic_quantize_linear(x, /):
     if scale == 0:
         return np.zeros(x.shape, np.uint8), np.array(scale), np.array(0, dtype=np.uint8)
     zp = np.clip(np.rint(-lo / scale), 0, 255)
-    y = np.clip(np.rint(x / scale) + zp, 0, 255).astype(np.uint8)
+    y = _quantize_fast(x, scale, float(zp), np.dtype(np.uint8))
     return y, np.array(scale, dtype=np.float32), np.array(zp, dtype=np.uint8)

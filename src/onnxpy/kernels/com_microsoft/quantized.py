@@ -23,13 +23,13 @@ import numpy as np
 from onnxpy.errors import NotImplemented as NotSupported
 from onnxpy.kernels.ai_onnx.activation import leaky_relu, sigmoid, softmax, softmax_legacy
 from onnxpy.kernels.ai_onnx.pool import average_pool
-from onnxpy.kernels.ai_onnx.qlinear import integer_product_rows
+from onnxpy.kernels.ai_onnx.qlinear import ConstantCache, input_dtype, integer_product_rows
 from onnxpy.kernels.ai_onnx.quantize import (
     dequantize_linear,
     dynamic_quantize_linear,
     quantize_linear,
 )
-from onnxpy.kernels.intgemm import integer_range, requantize
+from onnxpy.kernels.intgemm import Requantizer, integer_range, requantize
 from onnxpy.kernels.registry import NodeInfo, register
 
 MS = "com.microsoft"
@@ -239,7 +239,7 @@ def _row_product(info: NodeInfo, b_pos: int, zp_pos: int):
         or (zp_pos < info.num_inputs and zp_pos not in info.constant_inputs)
     ):
         return None
-    return integer_product_rows(b, info.constant_inputs.get(zp_pos))
+    return integer_product_rows(b, info.constant_inputs.get(zp_pos), input_dtype(info, 0))
 
 
 def _general_product(a, za, b, zb) -> np.ndarray:
@@ -261,7 +261,9 @@ def qgemm(info: NodeInfo, *, alpha=1.0, transA=0, transB=0):
     b = info.constant_inputs.get(3)
     fixed = None
     if b is not None and b.ndim == 2 and 5 in info.constant_inputs:
-        fixed = integer_product_rows(b.T if transB else b, info.constant_inputs[5])
+        a_type = input_dtype(info, 0)
+        fixed = integer_product_rows(b.T if transB else b, info.constant_inputs[5], a_type)
+    cache = ConstantCache(info, (1, 2, 4, 6, 7, 8)[: max(0, info.num_inputs - 3)])
 
     def run(a, a_scale, a_zero_point, b, b_scale, b_zero_point, c=None, y_scale=None, y_zp=None, /):
         a = np.asarray(a)
@@ -269,29 +271,38 @@ def qgemm(info: NodeInfo, *, alpha=1.0, transA=0, transB=0):
             a = a.T
         bb = np.asarray(b).T if transB else b
         acc, term = _product(fixed, a, _zp(a_zero_point), bb, b_zero_point)
-        scale = _scalar(a_scale) * np.asarray(b_scale, dtype=np.float64).reshape(-1)
-        offset = term
-        if c is not None:
-            offset = offset + np.asarray(c, dtype=np.float64)
-        if y_scale is None:
-            acc = acc.astype(np.float32, copy=False)
-            acc += np.asarray(offset, dtype=np.float32)
-            acc *= (alpha * scale).astype(np.float32)
-            return acc
-        dtype = _out_type(y_zp, a.dtype)
-        return requantize(acc, offset, alpha * scale / _scalar(y_scale), _zp(y_zp), dtype)
+        out_dtype = a.dtype
+
+        def make():
+            scale = alpha * _scalar(a_scale) * np.asarray(b_scale, dtype=np.float64).reshape(-1)
+            offset = term if c is None else term + np.asarray(c, dtype=np.float64)
+            if y_scale is None:
+                return _FloatOutput(offset, scale, None)
+            dtype = _out_type(y_zp, out_dtype)
+            return Requantizer(offset, scale / _scalar(y_scale), _zp(y_zp), dtype)
+
+        args = (a_scale, a_zero_point, b_scale, c, y_scale, y_zp)[: len(cache.constants)]
+        return cache.get(args, a.dtype, make)(acc)
 
     return run
 
 
-def _to_float(acc, term, scale, bias) -> np.ndarray:
-    y = acc.astype(np.float32, copy=False)
-    if np.ndim(term) or term:
-        y += np.asarray(term, dtype=np.float32)
-    y *= np.asarray(scale, dtype=np.float32)
-    if bias is not None:
-        y += np.asarray(bias, dtype=np.float32)
-    return y
+class _FloatOutput:
+    """``(acc + offset) * scale + bias`` as float32, folded to ``acc * scale + add``."""
+
+    def __init__(self, offset, scale, bias) -> None:
+        s = np.asarray(scale, dtype=np.float64)
+        add = np.asarray(offset, dtype=np.float64) * s
+        if bias is not None:
+            add = add + np.asarray(bias, dtype=np.float64)
+        self.scale = s.astype(np.float32)
+        self.add = np.asarray(add, dtype=np.float32)
+
+    def __call__(self, acc: np.ndarray) -> np.ndarray:
+        y = acc if acc.dtype == np.float32 else np.empty(acc.shape, dtype=np.float32)
+        np.multiply(acc, self.scale, out=y, casting="unsafe")
+        np.add(y, self.add, out=y)
+        return y
 
 
 @register("MatMulIntegerToFloat", since=1, domain=MS, factory=True, fresh=True)
@@ -302,7 +313,7 @@ def matmul_integer_to_float(info: NodeInfo):
     def run(a, b, a_scale, b_scale, a_zero_point=None, b_zero_point=None, bias=None, /):
         acc, term = _product(fixed, a, _zp(a_zero_point), b, b_zero_point)
         scale = _scalar(a_scale) * np.asarray(b_scale, dtype=np.float64).reshape(-1)
-        return _to_float(acc, term, scale, bias)
+        return _FloatOutput(term, scale, bias)(acc)
 
     return run
 
@@ -317,7 +328,7 @@ def dynamic_quantize_matmul(info: NodeInfo):
         aq, a_scale, a_zp = dynamic_quantize_linear(a)
         acc, term = _product(fixed, aq, float(a_zp), b, b_zero_point)
         scale = float(a_scale) * np.asarray(b_scale, dtype=np.float64).reshape(-1)
-        return _to_float(acc, term, scale, bias)
+        return _FloatOutput(term, scale, bias)(acc)
 
     return run
 
