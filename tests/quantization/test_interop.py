@@ -159,6 +159,7 @@ def test_onnxruntime_static_runs_in_onnxpy(
     assert_same(out, kind)
 
 
+@pytest.mark.slow  # onnxruntime's quantizer imports onnx_ir (~5 s)
 @pytest.mark.parametrize("symmetric", [True, False])
 def test_onnxruntime_matmul_nbits_runs_in_onnxpy(float_models, tmp_path, symmetric):
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer

@@ -133,12 +133,23 @@ def test_config_form(cnn_path, tmp_path):
     assert _ops(out2)["ConvInteger"] == 2
 
 
-def test_external_data_round_trip(tmp_path):
-    path = models.save(models.mlp(), tmp_path / "m.onnx")
+def test_external_data_in_and_out(tmp_path):
+    """Weights in external files both ways (the form of models over 2 GB)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    path = str(src / "m.onnx")
+    onnx.save(
+        models.mlp(), path, save_as_external_data=True, location="m.weights", size_threshold=0
+    )
+    assert (src / "m.weights").exists()
     out = tmp_path / "q.onnx"
-    oq.quantize_dynamic(path, out, use_external_data_format=True)
-    assert (tmp_path / "q.onnx.data").exists()
+    oq.quantize_static(path, out, models.Reader("mlp"), use_external_data_format=True)
+    assert (tmp_path / "q.onnx.data").exists()  # the 48 x 64 int8 weight is over 1 KB
     assert _max_error(path, out, "mlp") < 0.05
+    out2 = tmp_path / "d.onnx"
+    oq.quantize_dynamic(path, out2, use_external_data_format=True)
+    assert (tmp_path / "d.onnx.data").exists()
+    assert _max_error(path, out2, "mlp") < 0.05
 
 
 def test_pre_process_keeps_outputs(cnn_path, tmp_path):

@@ -121,11 +121,15 @@ def _feeds(data) -> list[dict]:
     return feeds
 
 
-def _session(model: ModelProto):
+def _session(model: ModelProto, source):
+    """An unoptimized session (it serves any value by name), from the file when there is one
+    (a model over 2 GB cannot be serialized)."""
     import onnxpy
 
     so = onnxpy.SessionOptions()
     so.graph_optimization_level = onnxpy.GraphOptimizationLevel.ORT_DISABLE_ALL
+    if isinstance(source, (str, os.PathLike)):
+        return onnxpy.InferenceSession(str(source), sess_options=so)
     return onnxpy.InferenceSession(model.SerializeToString(), sess_options=so)
 
 
@@ -240,7 +244,7 @@ def report(
         raise InvalidArgument("the report needs at least one feed")
     observe = _observers(fm, qm)
     quantized = _quantized_nodes(fm, qm)
-    fs, qs = _session(fm), _session(qm)
+    fs, qs = _session(fm, float_model), _session(qm, quant_model)
     f_names = list(observe)
     q_names = [observe[t][0] for t in f_names]
     outputs = [o.name for o in fs.get_outputs()]
