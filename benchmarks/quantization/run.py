@@ -10,14 +10,15 @@ ResNet-50 and BERT-base (random weights, ``benchmarks/zoo.py``). Per variant:
 * file size before and after;
 * agreement with the float model: top-1 over 1,000 seeded inputs (held-out digits) for the
   classifiers, output SQNR for ResNet-50, cosine similarity of BERT's last hidden state;
-* latency of the quantized model vs the float model in onnxpy, and vs onnxruntime running the
-  same quantized file, measured *interleaved in one process* (float, quantized, onnxruntime,
-  repeated) so that the shared machine's slow spells hit all three alike; the ratios are
-  medians of per-round ratios;
+* latency (batch 1; the classifiers also at batch 100) of the quantized model vs the float
+  model in onnxpy, and vs onnxruntime running the same quantized file, measured *interleaved
+  in one process* (float, quantized, onnxruntime, repeated) so that the shared machine's slow
+  spells hit all three alike; the ratios are medians of per-round ratios;
 * session creation time and peak memory (VmHWM), each (model file, runtime) in a fresh process.
 
 Every runtime runs on ``--threads`` threads (BLAS via OMP/OPENBLAS variables, onnxruntime via
-``intra_op_num_threads``).
+``intra_op_num_threads``, its pool not spinning between runs). The default is 1: on the shared
+2-core machine under load, 2-thread BLAS slowed ResNet-50 from ~0.4 s to ~2.8 s a run.
 """
 
 from __future__ import annotations
@@ -150,12 +151,12 @@ def prepare(name: str):
 
     if name in ("mlp", "cnn"):
         cal, evals, _ = _digit_inputs(name)
-        one = {"x": evals[0]["x"][:1]}
-        return _train(name), cal, evals, one, "top1"
+        timing = {1: {"x": evals[0]["x"][:1]}, 100: evals[0]}
+        return _train(name), cal, evals, timing, "top1"
     path = zoo.build(name)
     cal = _zoo_inputs(name, 8, 100)
     evals = _zoo_inputs(name, 20, 1000)
-    return path, cal, evals, evals[0], "sqnr" if name == "resnet50" else "cosine"
+    return path, cal, evals, {1: evals[0]}, "sqnr" if name == "resnet50" else "cosine"
 
 
 # -- measurements --------------------------------------------------------------------------------
@@ -269,7 +270,8 @@ def _size(path: Path) -> int:
 
 def measure(name: str, args) -> list[dict]:
     title, variants = PLAN[name]
-    src, cal, evals, one, kind = prepare(name)
+    src, cal, evals, timing, kind = prepare(name)
+    one = timing[1]
     labels = _digit_inputs(name)[2] if kind == "top1" else None
     feed_file = _cache() / f"{name}.feed.npz"
     np.savez(feed_file, **one)
@@ -289,11 +291,17 @@ def measure(name: str, args) -> list[dict]:
         }
         row["quantize_s"] = quantize_s
         row.update(agreement(kind, f_sess, q_sess, evals, labels))
-        lat = interleaved(runners, one, args.rounds, args.min_time)
-        lat = np.asarray(lat)
-        row["float_ms"], row["quant_ms"], row["ort_ms"] = (np.median(lat, 0) * 1e3).tolist()
-        row["quant_vs_float"] = float(np.median(lat[:, 1] / lat[:, 0]))
-        row["quant_vs_ort"] = float(np.median(lat[:, 1] / lat[:, 2]))
+        row["latency"] = {}
+        for batch, feed in timing.items():
+            lat = np.asarray(interleaved(runners, feed, args.rounds, args.min_time))
+            fl, qu, ox = (np.median(lat, 0) * 1e3).tolist()
+            row["latency"][batch] = {
+                "float_ms": fl,
+                "quant_ms": qu,
+                "ort_ms": ox,
+                "quant_vs_float": float(np.median(lat[:, 1] / lat[:, 0])),
+                "quant_vs_ort": float(np.median(lat[:, 1] / lat[:, 2])),
+            }
         row["create_float"] = base["float"]
         row["create_quant"] = fresh_process(q, "onnxpy", feed_file, args.threads)
         row["create_ort"] = fresh_process(q, "onnxruntime", feed_file, args.threads)
@@ -317,27 +325,28 @@ def render(rows: list[dict], args) -> str:
         "# Quantization benchmark",
         "",
         f"`python -m benchmarks.quantization.run` ({args.threads} threads, {args.rounds} "
-        f"interleaved rounds of >= {args.min_time:.2f} s per runtime). Latency: batch 1; ratios "
+        f"interleaved rounds of >= {args.min_time:.2f} s per runtime). Ratios "
         "are medians of same-round ratios (float, quantized and onnxruntime run one after another "
         "in one process). Session creation and peak memory (VmHWM) come from a fresh process per "
         "(file, runtime).",
         "",
-        "| model | variant | size MB before -> after | agreement | float ms | quant ms "
+        "| model | variant | size MB before -> after | agreement | batch | float ms | quant ms "
         "| quant/float | ORT quant ms | onnxpy/ORT | session s (float / quant / ORT) "
         "| peak MB (float / quant / ORT) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         c = [r["create_float"], r["create_quant"], r["create_ort"]]
         sess = " / ".join(f"{x.get('create_s', float('nan')):.2f}" for x in c)
         peak = " / ".join(f"{x.get('peak_mb', float('nan')):.0f}" for x in c)
         before, after = r["size_before"] / 1e6, r["size_after"] / 1e6
-        lines.append(
-            f"| {r['model']} | {r['variant']} | {before:.2f} -> {after:.2f} "
-            f"({before / after:.2f}x) | {_agree(r)} | {r['float_ms']:.3f} | "
-            f"{r['quant_ms']:.3f} | {r['quant_vs_float']:.2f} | {r['ort_ms']:.3f} | "
-            f"{r['quant_vs_ort']:.2f} | {sess} | {peak} |"
-        )
+        for batch, t in r["latency"].items():
+            lines.append(
+                f"| {r['model']} | {r['variant']} | {before:.2f} -> {after:.2f} "
+                f"({before / after:.2f}x) | {_agree(r)} | {batch} | {t['float_ms']:.3f} | "
+                f"{t['quant_ms']:.3f} | {t['quant_vs_float']:.2f} | {t['ort_ms']:.3f} | "
+                f"{t['quant_vs_ort']:.2f} | {sess} | {peak} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -346,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--models", default=",".join(PLAN))
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--min-time", type=float, default=0.3)
     p.add_argument("--out", default=str(OUT / "quantization.md"))

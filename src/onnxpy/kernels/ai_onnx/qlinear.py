@@ -38,10 +38,10 @@ def _f64(a: object) -> np.ndarray:
 
 
 def _scalar(v: object) -> float:
-    a = np.asarray(v)
+    a = v if type(v) is np.ndarray else np.asarray(v)
     if a.size != 1:
         raise ValueError(f"expected a scalar, got shape {a.shape}")
-    return float(a.reshape(-1)[0])
+    return float(a.item())
 
 
 def _is_scalar(v: object) -> bool:

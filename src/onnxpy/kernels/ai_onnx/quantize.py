@@ -216,7 +216,9 @@ def _quantize_fast(x: np.ndarray, scale, zero_point: float, dtype: np.dtype) -> 
     with np.errstate(all="ignore"):
         q = np.divide(x, scale)
         np.rint(q, out=q)
-        np.nan_to_num(q, copy=False, nan=-zero_point)  # NaN -> 0, as the general path
+        nan = np.isnan(q)
+        if nan.any():
+            q[nan] = -zero_point  # NaN -> 0, as the general path
         np.clip(q, lo - zero_point, hi - zero_point, out=q)
         np.add(q, np.float32(zero_point), out=out, casting="unsafe")
     return out
@@ -229,9 +231,12 @@ def dynamic_quantize_linear(x, /):
     zero = np.float32(0)
     lo = min(zero, x.min()) if x.size else zero
     hi = max(zero, x.max()) if x.size else zero
-    scale = np.float32((hi - lo) / np.float32(255))
+    scale = np.float32((hi - lo) / np.float32(255))  # float32 arithmetic, as the spec's
     if scale == 0:
         return np.zeros(x.shape, np.uint8), np.array(scale), np.array(0, dtype=np.uint8)
-    zp = np.clip(np.rint(-lo / scale), 0, 255)
-    y = _quantize_fast(x, scale, float(zp), np.dtype(np.uint8))
+    zp = min(max(round(float(-lo / scale)), 0), 255)  # round(): halves to even, as rint
+    y = _quantize_fast(x, scale, float(zp), _UINT8)
     return y, np.array(scale, dtype=np.float32), np.array(zp, dtype=np.uint8)
+
+
+_UINT8 = np.dtype(np.uint8)
