@@ -82,8 +82,38 @@ def test_dynamic_chain_becomes_matmul_integer_to_float(tmp_path, writer):
     q = tmp_path / "q.onnx"
     (oq.quantize_dynamic if writer == "onnxpy" else ortq.quantize_dynamic)(f, str(q))
     ops, sess = _optimized(q, tmp_path)
-    assert ops["MatMulIntegerToFloat"] == 2
+    # Each activation is quantized for one product only: quantize + product in one kernel.
+    assert ops["DynamicQuantizeMatMul"] == 2 and ops["DynamicQuantizeLinear"] == 0
     assert ops["MatMulInteger"] == 0 and ops["Cast"] == 0
+    _same(q, sess, "mlp", 1e-5)
+
+
+def test_shared_dynamic_quantization_stays_shared(tmp_path):
+    """x quantized once for two products (BERT's Q/K/V): one DynamicQuantizeLinear, two
+    MatMulIntegerToFloat."""
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((48, 8)).astype(np.float32), "wa"),
+        numpy_helper.from_array(rng.standard_normal((48, 8)).astype(np.float32), "wb"),
+    ]
+    nodes = [
+        helper.make_node("MatMul", ["x", "wa"], ["a"], name="ma"),
+        helper.make_node("MatMul", ["x", "wb"], ["b"], name="mb"),
+        helper.make_node("Add", ["a", "b"], ["y"], name="add"),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "s", 48])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", "s", 8])],
+        inits,
+    )
+    f = tmp_path / "f.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(f))
+    q = tmp_path / "q.onnx"
+    oq.quantize_dynamic(str(f), str(q))
+    ops, sess = _optimized(q, tmp_path)
+    assert ops["DynamicQuantizeLinear"] == 1 and ops["MatMulIntegerToFloat"] == 2
     _same(q, sess, "mlp", 1e-5)
 
 

@@ -86,12 +86,13 @@ class ExactWeights:
     ``[..., R]``) serves the zero-point correction.
     """
 
-    def __init__(self, w: np.ndarray, activation_dtype: np.dtype) -> None:
+    def __init__(self, w: np.ndarray, activation_dtype: np.dtype | None, bound: int = 0) -> None:
+        """``bound``: the largest |activation| when not given by ``activation_dtype``."""
         w = np.asarray(w, dtype=np.float64)
         k = w.shape[-1]
         self.shape = w.shape
         self.row_sums = w.sum(axis=-1)
-        bound = _bound(activation_dtype)
+        bound = _bound(activation_dtype) if activation_dtype is not None else bound
         self.chunks = _plan_chunks(np.abs(w).reshape(-1, k), bound)
         self.dtype = np.dtype(np.float32)
         if len(self.chunks) > MAX_CHUNKS:

@@ -87,6 +87,14 @@ class _RowProduct:
         c = centre_of(a.dtype)
         return ew.right(centred(a, c, ew.dtype)), (c - za) * ew.row_sums
 
+    def with_zero_point_removed(self, q: np.ndarray) -> np.ndarray:
+        """``q @ (b - zb)^T`` for ``q`` already holding ``a - za`` as floats (|q| <= 255, the
+        range of an 8-bit value minus its zero point): exact."""
+        ew = self.weights.get("centred")
+        if ew is None:
+            ew = self.weights["centred"] = ExactWeights((_f64(self.b) - self.zb).T, None, 255)
+        return ew.right(q)
+
     def prepare(self, dtype: np.dtype | None) -> None:
         """Lay the weight out now for activations of ``dtype`` (when known)."""
         if dtype is not None and dtype.kind in "iu" and dtype not in self.weights:

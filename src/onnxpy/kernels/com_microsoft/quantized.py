@@ -341,6 +341,19 @@ def dynamic_quantize_matmul(info: NodeInfo):
     fixed = _row_product(info, 1, 3)
 
     def run(a, b, b_scale, b_zero_point=None, bias=None, /):
+        a = np.asarray(a)
+        if fixed is not None and a.dtype == np.float32 and a.size:
+            # DynamicQuantizeLinear's integers minus their zero point, kept as floats for the
+            # product: clip(rint(a / s), -zp, 255 - zp) is exactly quantize(a) - zp.
+            lo, hi = min(np.float32(0), a.min()), max(np.float32(0), a.max())
+            scale = np.float32((hi - lo) / np.float32(255))
+            if np.isfinite(scale) and scale > 0:
+                zp = min(max(round(float(-lo / scale)), 0), 255)
+                q = np.divide(a, scale)
+                np.rint(q, out=q)
+                np.clip(q, -zp, 255 - zp, out=q)
+                s = float(scale) * np.asarray(b_scale, dtype=np.float64).reshape(-1)
+                return _FloatOutput(0.0, s, bias)(fixed.with_zero_point_removed(q))
         aq, a_scale, a_zp = dynamic_quantize_linear(a)
         acc, term = _product(fixed, aq, float(a_zp), b, b_zero_point)
         scale = float(a_scale) * np.asarray(b_scale, dtype=np.float64).reshape(-1)

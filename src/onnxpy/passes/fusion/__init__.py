@@ -11,7 +11,7 @@ from onnxpy.passes.fusion.float16_compute import Float16Compute
 from onnxpy.passes.fusion.gelu import BiasGeluFusion, GeluFusion
 from onnxpy.passes.fusion.layer_norm import LayerNormFusion
 from onnxpy.passes.fusion.matmul_add import MatMulAddFusion
-from onnxpy.passes.fusion.qdq import DynamicMatMulFusion, QDQFusion
+from onnxpy.passes.fusion.qdq import DynamicMatMulFusion, DynamicQuantizeMatMulFusion, QDQFusion
 from onnxpy.passes.fusion.skip_layer_norm import SkipLayerNormFusion
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "LayerNormFusion",
     "QDQFusion",
     "DynamicMatMulFusion",
+    "DynamicQuantizeMatMulFusion",
     "Float16Compute",
     "early_fusion_passes",
 ]
@@ -51,4 +52,9 @@ def fusion_passes() -> list[Pass]:
 def early_fusion_passes() -> list[Pass]:
     """Rewrites that must see the model before constant folding: float16 regions computed in
     float32, QDQ pairs and dynamic-quantization chains -> quantized kernels."""
-    return [Float16Compute(), QDQFusion(), DynamicMatMulFusion()]
+    return [
+        Float16Compute(),
+        QDQFusion(),
+        DynamicMatMulFusion(),
+        DynamicQuantizeMatMulFusion(),
+    ]
