@@ -1,5 +1,6 @@
 """Dynamic quantization: weights to 8-bit integers once, activations quantized at run time from
-their own range (DynamicQuantizeLinear), all in standard ONNX operators:
+their own range (DynamicQuantizeLinear), all in standard ONNX operators (an embedding table
+becomes ``DequantizeLinear(Gather(table_q, indices))``):
 
 ``MatMul(X, W)`` -> ``DynamicQuantizeLinear(X)`` (once per X) -> ``MatMulInteger(Xq, Wq, Xzp,
 Wzp)`` -> ``Cast(float)`` -> ``Mul(X_scale * W_scale)``; Gemm adds ``beta * C`` after, with alpha
@@ -140,12 +141,31 @@ class _DynamicWriter:
             )
             self._node("Add", [scaled, bname], [y], f"{node.name}_bias_add")
 
+    def gather(self, node: NodeProto) -> None:
+        """An embedding table stored as 8-bit integers: the rows are gathered as integers and
+        dequantized (per tensor, so any gathered row shares the parameters)."""
+        table = self.edit.constant(node.input[0])
+        q, p = quantize_weight(table, self.weight_type, self.symmetric, self.reduce_range, None)
+        name = node.input[0]
+        qname = self.edit.add_initializer(f"{name}_quantized", q)
+        scale = self.edit.add_initializer(f"{name}_scale", p.scale)
+        zero = self.edit.add_initializer(f"{name}_zero_point", p.zero_point)
+        y = node.output[0]
+        rows = self.edit.fresh(f"{y}_quantized")
+        gather = helper.make_node(
+            "Gather", [qname, node.input[1]], [rows], name=node.name, **_attrs(node)
+        )
+        self.new.append(gather)
+        self._node("DequantizeLinear", [rows, scale, zero], [y], f"{node.name}_DequantizeLinear")
+
     def write(self, nodes: list[NodeProto]) -> ModelProto:
         names = {n.name for n in nodes}
         keep = []
         for node in self.model.graph.node:
             if node.name not in names:
                 keep.append(node)
+            elif node.op_type == "Gather":
+                self.gather(node)
             elif node.op_type == "Conv":
                 self.conv(node)
             else:
@@ -185,7 +205,7 @@ def build_dynamic(
     nodes = select_nodes(
         model, edit, ops, set(nodes_to_quantize or []), set(nodes_to_exclude or []), True
     )
-    nodes = [n for n in nodes if _float_weight(edit, n)]
+    nodes = [n for n in nodes if n.op_type == "Gather" or _float_weight(edit, n)]
     return _DynamicWriter(model, weight_type, per_channel, reduce_range, opts).write(nodes)
 
 
@@ -206,8 +226,8 @@ def quantize_dynamic(
     use_external_data_format=False,
     extra_options=None,
 ) -> None:
-    """Quantize the weights of MatMul, Gemm and Conv to 8 bits; activations are quantized
-    at run time. Writes the model to ``model_output``."""
+    """Quantize the weights of MatMul, Gemm and Conv (and Gather tables) to 8 bits;
+    activations are quantized at run time. Writes the model to ``model_output``."""
     model = build_dynamic(
         load(model_input),
         op_types_to_quantize,

@@ -12,8 +12,9 @@ Static quantization knows these operator kinds:
   changing them, so the output keeps the input's parameters (quantized only when the input
   already is, unless ``ForceQuantizeNoInputCheck``).
 
-Dynamic quantization covers MatMul, Gemm and Conv (Gemm deliberately, unlike onnxruntime's
-default list, so scikit-learn and Keras-style MLPs are quantized too).
+Dynamic quantization covers MatMul, Gemm, Conv and Gather of a constant table (embeddings;
+Gemm deliberately, unlike onnxruntime's default list, so scikit-learn and Keras-style MLPs are
+quantized too).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ STATIC_KINDS: dict[str, str] = {
     "Squeeze": "same",
     "Unsqueeze": "same",
 }
-DYNAMIC_OPS = ("MatMul", "Gemm", "Conv")
+DYNAMIC_OPS = ("MatMul", "Gemm", "Conv", "Gather")
 
 
 def _attr(node: NodeProto, name: str, default):
@@ -95,7 +96,11 @@ def select_nodes(
             continue
         if node.name in nodes_to_exclude:
             continue
-        if node.op_type in ("Conv", "MatMul", "Gemm"):
+        if node.op_type == "Gather":
+            table = edit.constant(node.input[0])
+            if table is None or table.dtype != "float32" or _attr(node, "axis", 0) != 0:
+                continue
+        elif node.op_type in ("Conv", "MatMul", "Gemm"):
             if not weight_input_ok(edit, node):
                 continue
             if const_b_only and edit.constant(node.input[1]) is None:

@@ -167,6 +167,10 @@ def quantize_linear(
 def dequantize_linear(x, x_scale, x_zero_point=None, /, *, axis=1, block_size=0, output_dtype=0):
     """y = (x - x_zero_point) * x_scale, in the output type (the scale's unless given)."""
     x = np.asarray(x)
+    if block_size and not output_dtype:
+        y = _dequantize_blocks(x, np.asarray(x_scale), x_zero_point, axis, int(block_size))
+        if y is not None:
+            return y
     if not output_dtype and x.dtype in _EIGHT_BITS and not block_size:
         fast = _per_tensor_8bit(np.empty(0, np.float32), x_scale, x_zero_point, 0, 0)
         if fast is not None and (x_zero_point is None or np.asarray(x_zero_point).dtype == x.dtype):
@@ -189,6 +193,23 @@ def dequantize_linear(x, x_scale, x_zero_point=None, /, *, axis=1, block_size=0,
 
 
 _EIGHT_BITS = frozenset({np.dtype(np.int8), np.dtype(np.uint8)})
+
+
+def _dequantize_blocks(x, scale, zero_point, axis: int, block_size: int):
+    """Blocked dequantization of whole blocks in float32, the scale broadcast over each block
+    (no expanded copy of the parameters; a weight-only model's weights are made this way at
+    session creation). None when a block is partial or the scale is not float32."""
+    if scale.dtype != np.float32 or x.dtype.kind not in "iuV" or scale.ndim != x.ndim:
+        return None
+    ax = _normalize_axis(axis, x.ndim)
+    if x.shape[ax] % block_size or scale.shape[ax] * block_size != x.shape[ax]:
+        return None
+    split = x.shape[:ax] + (scale.shape[ax], block_size) + x.shape[ax + 1 :]
+    y = x.reshape(split).astype(np.float32)
+    if zero_point is not None:
+        y -= np.expand_dims(np.asarray(zero_point).astype(np.float32), ax + 1)
+    y *= np.expand_dims(scale, ax + 1)
+    return y.reshape(x.shape)
 
 
 def _per_tensor_8bit(x, scale, zero_point, block_size, precision):
