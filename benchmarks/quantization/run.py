@@ -324,7 +324,7 @@ def render(rows: list[dict], args) -> str:
     lines = [
         "# Quantization benchmark",
         "",
-        f"`python -m benchmarks.quantization.run` ({args.threads} threads, {args.rounds} "
+        f"`python -m benchmarks.quantization.run` ({args.threads} thread(s), {args.rounds} "
         f"interleaved rounds of >= {args.min_time:.2f} s per runtime). Ratios "
         "are medians of same-round ratios (float, quantized and onnxruntime run one after another "
         "in one process). Session creation and peak memory (VmHWM) come from a fresh process per "
