@@ -192,3 +192,17 @@ def test_dynamic_quantizes_embedding_tables(tmp_path):
     theirs = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, ids)[0]
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
     assert np.abs(ours - ref).max() < 0.05 * np.abs(ref).max()
+
+
+def test_bad_arguments_are_refused(cnn_path, tmp_path):
+    out = tmp_path / "q.onnx"
+    with pytest.raises(onnxpy.InvalidArgument, match="calibration data reader"):
+        oq.quantize_static(cnn_path, out, None)
+    with pytest.raises(onnxpy.NotImplemented, match="integer types"):
+        oq.quantize_static(
+            cnn_path, out, models.Reader("cnn"), activation_type=oq.QuantType.QFLOAT8E4M3FN
+        )
+    with pytest.raises(onnxpy.InvalidArgument, match="QuantFormat"):
+        oq.quantize_static(cnn_path, out, models.Reader("cnn"), quant_format="QDQ")
+    with pytest.raises(onnxpy.NoSuchFile):
+        oq.quantize_dynamic(tmp_path / "missing.onnx", out)

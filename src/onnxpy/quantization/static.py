@@ -21,6 +21,7 @@ import numpy as np
 from onnx import ModelProto, NodeProto, helper
 
 from onnxpy.errors import InvalidArgument
+from onnxpy.errors import NotImplemented as NotSupported
 from onnxpy.quantization.calibrate import (
     CalibrationDataReader,
     Progress,
@@ -389,9 +390,13 @@ def static_settings(
     nodes_to_exclude=None,
     extra_options=None,
 ) -> StaticSettings:
-    for name, v in (("quant_format", quant_format), ("activation_type", activation_type)):
-        if not isinstance(v, (QuantFormat, QuantType)):
-            raise InvalidArgument(f"{name} must be a QuantFormat/QuantType, got {v!r}")
+    if not isinstance(quant_format, QuantFormat):
+        raise InvalidArgument(f"quant_format must be a QuantFormat, got {quant_format!r}")
+    for name, v in (("activation_type", activation_type), ("weight_type", weight_type)):
+        if not isinstance(v, QuantType):
+            raise InvalidArgument(f"{name} must be a QuantType, got {v!r}")
+        if v == QuantType.QFLOAT8E4M3FN:
+            raise NotSupported(f"{name}={v}: onnxpy.quantization writes integer types only")
     return StaticSettings(
         quant_format=quant_format,
         activation_type=activation_type,
@@ -436,6 +441,8 @@ def quantize_static(
         nodes_to_exclude,
         extra_options,
     )
+    if calibration_data_reader is None or not hasattr(calibration_data_reader, "get_next"):
+        raise InvalidArgument("quantize_static needs a calibration data reader (get_next())")
     model = load(model_input)
     ensure_names(model)
     check_names(model, s.nodes_to_exclude | s.nodes_to_quantize, "nodes_to_exclude/quantize")
