@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "upgrade": ("upgrade", "Convert a model to another opset."),
     "bench": ("bench", "Time runtimes in fresh processes; table and bar chart."),
     "view": ("view", "The graph as a page (HTML/SVG, timings, diff) or in Netron."),
+    "quantize": ("quantize", "Quantize a model (dynamic, static, int4 weight-only, float16)."),
 }
 
 

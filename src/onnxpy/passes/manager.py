@@ -17,14 +17,16 @@ MAX_ITERATIONS = 8
 def passes_for_level(level: int) -> list[Pass]:
     """The pipeline of ``GraphOptimizationLevel`` ``level`` (0: none; 1: common; 2+: fusions)."""
     from onnxpy.passes.common import common_passes
-    from onnxpy.passes.fusion import fusion_passes
+    from onnxpy.passes.fusion import early_fusion_passes, fusion_passes
 
     if level < BASIC:
         return []
     pipeline = common_passes()
     if level >= EXTENDED:
-        # Fusions go before dead-code elimination so what they orphan is removed at once.
+        # Fusions go before dead-code elimination so what they orphan is removed at once;
+        # the early ones before constant folding, which would turn DQ(weight) into floats.
         pipeline[-1:-1] = fusion_passes()
+        pipeline[:0] = early_fusion_passes()
     return pipeline
 
 

@@ -1,4 +1,4 @@
-"""Convolution operators: Conv, ConvTranspose, ConvInteger, DeformConv, Col2Im.
+"""Convolution operators: Conv, ConvTranspose, DeformConv, Col2Im (ConvInteger: ``qlinear.py``).
 
 Conv is the hot operator of image models, so it is a factory: a constant weight is re-laid out
 once as a matrix, and each run is one BLAS product written straight into the [N, M, *out]
@@ -532,49 +532,6 @@ def conv(
         return run(x, w, b)
 
     return conv_run
-
-
-@register("ConvInteger", since=10, factory=True)
-def conv_integer(
-    info: NodeInfo,
-    *,
-    auto_pad: str = "NOTSET",
-    dilations: list[int] | None = None,
-    group: int = 1,
-    kernel_shape: list[int] | None = None,
-    pads: list[int] | None = None,
-    strides: list[int] | None = None,
-) -> Callable[..., np.ndarray]:
-    """Integer convolution of zero-point-shifted operands, accumulated exactly into int32.
-
-    Products of 8-bit values summed in float64 are exact far beyond any realistic kernel
-    size, and float64 takes the BLAS path.
-    """
-    geom = _ConvGeometry(auto_pad, dilations, group, kernel_shape, pads, strides)
-    f64 = np.dtype(np.float64)
-
-    def shifted_weight(w, w_zero_point) -> _PreparedWeight:
-        wf = np.asarray(w, dtype=np.float64)
-        if w_zero_point is not None:
-            wz = np.asarray(w_zero_point, dtype=np.float64).reshape(-1)
-            wz = wz.reshape((-1,) + (1,) * (wf.ndim - 1)) if wz.size > 1 else wz[0]
-            wf = wf - wz
-        return _PreparedWeight(wf, geom.group, f64)
-
-    consts = info.constant_inputs
-    prepared = None
-    if 1 in consts and (info.num_inputs < 4 or 3 in consts):
-        prepared = shifted_weight(consts[1], consts.get(3))
-
-    def run(x, w, x_zero_point=None, w_zero_point=None) -> np.ndarray:
-        xf = np.asarray(x, dtype=np.float64)
-        if x_zero_point is not None:
-            xf = xf - float(np.asarray(x_zero_point).reshape(-1)[0])
-        pw = prepared if prepared is not None else shifted_weight(w, w_zero_point)
-        y = _conv_core(xf, pw, geom)
-        return np.rint(y).astype(np.int64).astype(np.int32)
-
-    return run
 
 
 # -- ConvTranspose -----------------------------------------------------------------------------

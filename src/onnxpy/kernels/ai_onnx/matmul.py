@@ -1,11 +1,8 @@
-"""Matrix products: MatMul, Gemm, Einsum and MatMulInteger.
+"""Matrix products: MatMul, Gemm and Einsum (MatMulInteger is in ``qlinear.py``).
 
 Products go through ``numpy.matmul`` (BLAS for float32/float64); transposed operands are passed
 as strided views, which BLAS consumes without copying. float16 and bfloat16 operands are
 multiplied in float32 (BLAS, and float32 accumulation) and rounded back once.
-MatMulInteger is exact: 8-bit operands shifted by their zero points are multiplied in float32
-while every partial sum is provably below 2**24, else in float64 (exact below 2**53), and
-the result wraps to int32.
 """
 
 from __future__ import annotations
@@ -257,33 +254,3 @@ def einsum(info: NodeInfo, *, equation=None):
         return _as_type(np.einsum(explicit, *ops, optimize=path), dtype)
 
     return run
-
-
-# -- MatMulInteger -----------------------------------------------------------------------------
-
-
-def _shifted(x: np.ndarray, zero_point: object, per_row: bool) -> np.ndarray:
-    """x - zero_point in int32; a 1-D zero point is per row (A) or per column (B)."""
-    y = x.astype(np.int32)
-    if zero_point is None:
-        return y
-    zp = np.asarray(zero_point).astype(np.int32)
-    if per_row and zp.ndim == 1 and x.ndim >= 2 and zp.size == x.shape[-2] and zp.size != 1:
-        zp = zp.reshape(-1, 1)
-    if not zp.any():
-        return y
-    return y - zp
-
-
-@register("MatMulInteger", since=10)
-def matmul_integer(a, b, a_zero_point=None, b_zero_point=None, /):
-    """Exact (a - a_zero_point) @ (b - b_zero_point) as int32."""
-    a = np.asarray(a)
-    b = np.asarray(b)
-    sa = _shifted(a, a_zero_point, per_row=True)
-    sb = _shifted(b, b_zero_point, per_row=False)
-    k = sa.shape[-1]
-    # |a - za| <= 255 and |b - zb| <= 255: every partial sum is at most k * 255**2.
-    exact = np.float32 if k * 255 * 255 < 2**24 else np.float64
-    y = np.matmul(sa.astype(exact), sb.astype(exact))
-    return y.astype(np.int64).astype(np.int32)

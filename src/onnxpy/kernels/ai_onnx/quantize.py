@@ -1,12 +1,11 @@
-"""Linear quantization: QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, QLinearMatMul,
-QLinearConv.
+"""Linear quantization: QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear.
 
 Granularity follows the scale's shape: a single value is per-tensor, a 1-D scale is per-axis
 along ``axis``, and with ``block_size`` > 0 each scale entry covers ``block_size`` consecutive
 elements along ``axis``. Integer targets round half to even and saturate to their range;
 float8/float4/float6 targets round to nearest even, float8 clamping out-of-range values to
-+/-max when ``saturate`` (else NaN, or inf for E5M2). Integer products are summed in float64,
-which is exact for any realistic size (|sum| < 2**53), so BLAS can do the work.
++/-max when ``saturate`` (else NaN, or inf for E5M2). The quantized products (QLinearMatMul,
+QLinearConv, MatMulInteger, ConvInteger) live in ``qlinear.py``.
 """
 
 from __future__ import annotations
@@ -142,6 +141,11 @@ def quantize_linear(
 ):
     """y = saturate(round(x / y_scale) + y_zero_point)."""
     x = np.asarray(x)
+    fast = (
+        None if output_dtype else _per_tensor_8bit(x, y_scale, y_zero_point, block_size, precision)
+    )
+    if fast is not None:
+        return _quantize_fast(x, fast[0], fast[1], fast[2])
     dtype = _output_type(output_dtype, y_zero_point)
     scale = np.asarray(y_scale)
     if precision:
@@ -163,6 +167,17 @@ def quantize_linear(
 def dequantize_linear(x, x_scale, x_zero_point=None, /, *, axis=1, block_size=0, output_dtype=0):
     """y = (x - x_zero_point) * x_scale, in the output type (the scale's unless given)."""
     x = np.asarray(x)
+    if block_size and not output_dtype:
+        y = _dequantize_blocks(x, np.asarray(x_scale), x_zero_point, axis, int(block_size))
+        if y is not None:
+            return y
+    if not output_dtype and x.dtype in _EIGHT_BITS and not block_size:
+        fast = _per_tensor_8bit(np.empty(0, np.float32), x_scale, x_zero_point, 0, 0)
+        if fast is not None and (x_zero_point is None or np.asarray(x_zero_point).dtype == x.dtype):
+            scale, zp, _ = fast
+            y = np.subtract(x, np.float32(zp), dtype=np.float32) if zp else x.astype(np.float32)
+            y *= scale
+            return y
     scale = np.asarray(x_scale)
     if output_dtype:
         dtype = ELEM_TYPE_TO_DTYPE.get(int(output_dtype))
@@ -177,6 +192,59 @@ def dequantize_linear(x, x_scale, x_zero_point=None, /, *, axis=1, block_size=0,
     return (v * s).astype(dtype)
 
 
+_EIGHT_BITS = frozenset({np.dtype(np.int8), np.dtype(np.uint8)})
+
+
+def _dequantize_blocks(x, scale, zero_point, axis: int, block_size: int):
+    """Blocked dequantization of whole blocks in float32, the scale broadcast over each block
+    (no expanded copy of the parameters; a weight-only model's weights are made this way at
+    session creation). None when a block is partial or the scale is not float32."""
+    if scale.dtype != np.float32 or x.dtype.kind not in "iuV" or scale.ndim != x.ndim:
+        return None
+    ax = _normalize_axis(axis, x.ndim)
+    if x.shape[ax] % block_size or scale.shape[ax] * block_size != x.shape[ax]:
+        return None
+    split = x.shape[:ax] + (scale.shape[ax], block_size) + x.shape[ax + 1 :]
+    y = x.reshape(split).astype(np.float32)
+    if zero_point is not None:
+        y -= np.expand_dims(np.asarray(zero_point).astype(np.float32), ax + 1)
+    y *= np.expand_dims(scale, ax + 1)
+    return y.reshape(x.shape)
+
+
+def _per_tensor_8bit(x, scale, zero_point, block_size, precision):
+    """(scale as float32, zero point, 8-bit type) for the common case - float32 data, one
+    float32 scale, an int8/uint8 zero point - else None."""
+    if x.dtype != np.float32 or block_size or precision:
+        return None
+    s = np.asarray(scale)
+    if s.dtype != np.float32 or s.size != 1:
+        return None
+    if zero_point is None:
+        return s.reshape(()), 0.0, np.dtype(np.uint8)
+    z = np.asarray(zero_point)
+    if z.dtype not in _EIGHT_BITS or z.size != 1:
+        return None
+    return s.reshape(()), float(z.reshape(())), z.dtype
+
+
+def _quantize_fast(x: np.ndarray, scale, zero_point: float, dtype: np.dtype) -> np.ndarray:
+    """saturate(round(x / scale) + zp) in float32 (one correctly rounded division); the zero
+    point is added after rounding (adding it first could round the quotient's fraction), by the
+    pass that writes the 8-bit result."""
+    lo, hi = _INT_RANGES[dtype]
+    out = np.empty(x.shape, dtype=dtype)
+    with np.errstate(all="ignore"):
+        q = np.divide(x, scale)
+        np.rint(q, out=q)
+        nan = np.isnan(q)
+        if nan.any():
+            q[nan] = -zero_point  # NaN -> 0, as the general path
+        np.clip(q, lo - zero_point, hi - zero_point, out=q)
+        np.add(q, np.float32(zero_point), out=out, casting="unsafe")
+    return out
+
+
 @register("DynamicQuantizeLinear", since=11)
 def dynamic_quantize_linear(x, /):
     """uint8 quantization with scale and zero point from the data range (including 0)."""
@@ -184,136 +252,12 @@ def dynamic_quantize_linear(x, /):
     zero = np.float32(0)
     lo = min(zero, x.min()) if x.size else zero
     hi = max(zero, x.max()) if x.size else zero
-    scale = np.float32((hi - lo) / np.float32(255))
+    scale = np.float32((hi - lo) / np.float32(255))  # float32 arithmetic, as the spec's
     if scale == 0:
         return np.zeros(x.shape, np.uint8), np.array(scale), np.array(0, dtype=np.uint8)
-    zp = np.clip(np.rint(-lo / scale), 0, 255)
-    y = np.clip(np.rint(x / scale) + zp, 0, 255).astype(np.uint8)
+    zp = min(max(round(float(-lo / scale)), 0), 255)  # round(): halves to even, as rint
+    y = _quantize_fast(x, scale, float(zp), _UINT8)
     return y, np.array(scale, dtype=np.float32), np.array(zp, dtype=np.uint8)
 
 
-# -- quantized linear algebra --------------------------------------------------------------------
-
-
-def _centered(q: object, zero_point: object, zp_shape_fn=None) -> np.ndarray:
-    """q - zero_point in float64 (exact for integers and float8)."""
-    zp = _f64(zero_point)
-    if zp_shape_fn is not None:
-        zp = zp_shape_fn(zp)
-    return _f64(q) - zp
-
-
-def _rows(p: np.ndarray) -> np.ndarray:
-    """A per-row parameter of ``a`` ([M]) as a column [M, 1]; others unchanged."""
-    return p.reshape(-1, 1) if p.ndim == 1 and p.size > 1 else p
-
-
-def _requantize(acc: np.ndarray, multiplier: np.ndarray, y_zero_point: object) -> np.ndarray:
-    dtype = np.asarray(y_zero_point).dtype
-    return _quantize_values(acc * multiplier, _f64(y_zero_point), dtype, 1)
-
-
-@register("QLinearMatMul", since=(10, 21))
-def qlinear_matmul(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point, /):
-    """Quantized numpy.matmul: integer product, then one rescale to the output's quantization."""
-    a_c = _centered(a, a_zero_point, _rows)
-    b_c = _centered(b, b_zero_point)
-    acc = np.matmul(a_c, b_c)
-    multiplier = _rows(_f64(a_scale)) * _f64(b_scale) / _f64(y_scale)
-    return _requantize(acc, multiplier, y_zero_point)
-
-
-def _conv_pads(
-    in_shape: tuple[int, ...],
-    kernel: list[int],
-    strides: list[int],
-    dilations: list[int],
-    pads: list | None,
-    auto_pad: str,
-) -> list[int]:
-    """[begin_1.., end_1..] paddings for the spatial axes."""
-    n = len(in_shape)
-    if isinstance(auto_pad, bytes):
-        auto_pad = auto_pad.decode()
-    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        begins, ends = [], []
-        for size, k, s, d in zip(in_shape, kernel, strides, dilations, strict=True):
-            out = -(-size // s)
-            total = max(0, (out - 1) * s + (k - 1) * d + 1 - size)
-            small = total // 2
-            begin = small if auto_pad == "SAME_UPPER" else total - small
-            begins.append(begin)
-            ends.append(total - begin)
-        return begins + ends
-    if auto_pad == "VALID":
-        return [0] * (2 * n)
-    if auto_pad not in ("NOTSET", ""):
-        raise ValueError(f"unknown auto_pad '{auto_pad}'")
-    return [int(p) for p in pads] if pads else [0] * (2 * n)
-
-
-def _im2col(x: np.ndarray, kernel, strides, dilations, pads) -> tuple[np.ndarray, tuple]:
-    """[N, C, *spatial] -> ([N, C, *out, *kernel] patches, out shape)."""
-    n_sp = len(kernel)
-    width = [(0, 0), (0, 0)] + [(pads[i], pads[i + n_sp]) for i in range(n_sp)]
-    xp = np.pad(x, width)
-    extents = [(k - 1) * d + 1 for k, d in zip(kernel, dilations, strict=True)]
-    axes = tuple(range(2, 2 + n_sp))
-    windows = np.lib.stride_tricks.sliding_window_view(xp, extents, axis=axes)
-    index = (slice(None), slice(None))
-    index += tuple(slice(None, None, s) for s in strides)
-    index += tuple(slice(None, None, d) for d in dilations)
-    patches = windows[index]
-    return patches, patches.shape[2 : 2 + n_sp]
-
-
-@register("QLinearConv", since=10)
-def qlinear_conv(
-    x,
-    x_scale,
-    x_zero_point,
-    w,
-    w_scale,
-    w_zero_point,
-    y_scale,
-    y_zero_point,
-    b=None,
-    /,
-    *,
-    auto_pad="NOTSET",
-    dilations=None,
-    group=1,
-    kernel_shape=None,
-    pads=None,
-    strides=None,
-):
-    """Convolution of (x - x_zp) with (w - w_zp) plus the int32 bias, rescaled to y."""
-    x = np.asarray(x)
-    w = np.asarray(w)
-    n_sp = x.ndim - 2
-    m = w.shape[0]
-    kernel = [int(k) for k in (kernel_shape or w.shape[2:])]
-    strides = [int(s) for s in (strides or [1] * n_sp)]
-    dilations = [int(d) for d in (dilations or [1] * n_sp)]
-    pad_list = _conv_pads(x.shape[2:], kernel, strides, dilations, pads, auto_pad)
-    g = int(group)
-    if x.shape[1] != w.shape[1] * g or m % g:
-        raise ValueError(f"channels do not match: x {x.shape}, w {w.shape}, group {g}")
-    xc = _centered(x, x_zero_point)  # padding with 0 here means padding x with its zero point
-    wc = _centered(w, w_zero_point, lambda z: z.reshape([-1] + [1] * (w.ndim - 1)))
-    patches, out_shape = _im2col(xc, kernel, strides, dilations, pad_list)
-    batch, cg = x.shape[0], w.shape[1]
-    ksize = int(np.prod(kernel))
-    npos = int(np.prod(out_shape))
-    # [N, g, C/g, *out, *k] -> [N, g, positions, C/g * k]
-    cols = patches.reshape(batch, g, cg, npos, ksize).transpose(0, 1, 3, 2, 4)
-    cols = cols.reshape(batch, g, npos, cg * ksize)
-    weights = wc.reshape(g, m // g, cg * ksize)
-    acc = np.matmul(cols, weights.transpose(0, 2, 1)[None])  # [N, g, positions, M/g]
-    acc = acc.transpose(0, 1, 3, 2).reshape(batch, m, *out_shape)
-    if b is not None:
-        acc = acc + _f64(b).reshape([m] + [1] * n_sp)
-    w_s = _f64(w_scale)
-    w_s = w_s.reshape([-1] + [1] * n_sp) if w_s.size > 1 else w_s.reshape(())
-    multiplier = _f64(x_scale).reshape(()) * w_s / _f64(y_scale).reshape(())
-    return _requantize(acc, multiplier, np.asarray(y_zero_point).reshape(()))
+_UINT8 = np.dtype(np.uint8)

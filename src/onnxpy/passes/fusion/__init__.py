@@ -7,9 +7,12 @@ from onnxpy.passes.fusion.attention import AttentionFusion
 from onnxpy.passes.fusion.conv_activation import ConvActivationFusion, GemmActivationFusion
 from onnxpy.passes.fusion.conv_add_mul import ConvAddMulFusion
 from onnxpy.passes.fusion.conv_bn import ConvBatchNormFusion
+from onnxpy.passes.fusion.dynamic_quant import DynamicMatMulFusion, DynamicQuantizeMatMulFusion
+from onnxpy.passes.fusion.float16_compute import Float16Compute
 from onnxpy.passes.fusion.gelu import BiasGeluFusion, GeluFusion
 from onnxpy.passes.fusion.layer_norm import LayerNormFusion
 from onnxpy.passes.fusion.matmul_add import MatMulAddFusion
+from onnxpy.passes.fusion.qdq import QDQFusion
 from onnxpy.passes.fusion.skip_layer_norm import SkipLayerNormFusion
 
 __all__ = [
@@ -24,6 +27,11 @@ __all__ = [
     "BiasGeluFusion",
     "SkipLayerNormFusion",
     "LayerNormFusion",
+    "QDQFusion",
+    "DynamicMatMulFusion",
+    "DynamicQuantizeMatMulFusion",
+    "Float16Compute",
+    "early_fusion_passes",
 ]
 
 
@@ -39,4 +47,15 @@ def fusion_passes() -> list[Pass]:
         MatMulAddFusion(),
         ConvActivationFusion(),
         GemmActivationFusion(),
+    ]
+
+
+def early_fusion_passes() -> list[Pass]:
+    """Rewrites that must see the model before constant folding: float16 regions computed in
+    float32, QDQ pairs and dynamic-quantization chains -> quantized kernels."""
+    return [
+        Float16Compute(),
+        QDQFusion(),
+        DynamicMatMulFusion(),
+        DynamicQuantizeMatMulFusion(),
     ]

@@ -4,7 +4,7 @@ what a constant operand holds."""
 from __future__ import annotations
 
 import numpy as np
-from onnx import NodeProto, TensorProto
+from onnx import NodeProto, TensorProto, helper
 
 from onnxpy.passes.context import GraphContext
 from onnxpy.passes.shapes import dims_of
@@ -17,6 +17,7 @@ __all__ = [
     "scalar_is",
     "other_input",
     "bias_over_last_axis",
+    "attribute",
 ]
 
 MS = "com.microsoft"
@@ -80,3 +81,11 @@ def bias_over_last_axis(ctx: GraphContext, bias: str, x: str) -> bool:
     if b is None or b.ndim != 1 or not dims:
         return False
     return isinstance(dims[-1], int) and dims[-1] == b.shape[0]
+
+
+def attribute(node: NodeProto, name: str, default=None):
+    """The value of attribute ``name`` of ``node`` (``default`` when absent)."""
+    for a in node.attribute:
+        if a.name == name:
+            return helper.get_attribute_value(a)
+    return default

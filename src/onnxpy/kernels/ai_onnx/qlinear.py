@@ -1,0 +1,394 @@
+"""Quantized products: QLinearMatMul, QLinearConv, MatMulInteger, ConvInteger.
+
+Each is a factory. A constant weight is centred on its zero point and laid out once as an
+``intgemm.ExactWeights`` (float32 for BLAS, with the reduction split where float32 could round);
+each run converts the activation to centred floats in one pass (inside the im2col copy for a
+convolution), makes one exact product, and writes the requantized result in the product's output
+pass (``intgemm.requantize``). The parameters the fast path needs to be constant or scalar
+(per-row activation parameters, a weight that is a graph input) take the general path, which
+computes the same exact sums in float64.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from onnxpy.kernels.ai_onnx.conv import resolve_pads, spatial_attr, window_view
+from onnxpy.kernels.intgemm import (
+    ExactWeights,
+    Requantizer,
+    centre_of,
+    centred,
+    integer_range,
+    requantize,
+)
+from onnxpy.kernels.registry import NodeInfo, register
+from onnxpy.kernels.scratch import scratch
+
+__all__ = ["ConvGeometry", "IntegerConv", "integer_product_rows", "ConstantCache", "input_dtype"]
+
+_F32 = np.dtype(np.float32)
+
+
+def _f64(a: object) -> np.ndarray:
+    return np.asarray(a).astype(np.float64)
+
+
+def _scalar(v: object) -> float:
+    a = v if type(v) is np.ndarray else np.asarray(v)
+    if a.size != 1:
+        raise ValueError(f"expected a scalar, got shape {a.shape}")
+    return float(a.item())
+
+
+def _is_scalar(v: object) -> bool:
+    return v is None or np.asarray(v).size == 1
+
+
+class ConstantCache:
+    """A value derived once from inputs that are the node's constants: when the arguments at
+    ``positions`` are the very arrays the model holds (the planner passes them as they are),
+    the value made for them is reused; otherwise it is made for the call."""
+
+    def __init__(self, info: NodeInfo, positions: Sequence[int]) -> None:
+        self.constants = [info.constant_inputs.get(p) for p in positions]
+        self.usable = all(c is not None for c in self.constants)
+        self.value = None
+        self.key = None
+
+    def get(self, args: Sequence[object], key, make: Callable[[], object]):
+        if self.usable and all(a is c for a, c in zip(args, self.constants)):
+            if self.value is None or self.key != key:
+                self.value, self.key = make(), key
+            return self.value
+        return make()
+
+
+# -- MatMul family -------------------------------------------------------------------------------
+
+
+class _RowProduct:
+    """``(a - za) @ (b - zb)`` for a constant 2-D b: exact, as float32/float64 [..., M, N]."""
+
+    def __init__(self, b: np.ndarray, b_zero_point: object) -> None:
+        # The integers are kept as they are; the float layout is made per activation type.
+        self.b = np.asarray(b)
+        self.zb = 0.0 if b_zero_point is None else _f64(b_zero_point).reshape(-1)
+        self.weights: dict[np.dtype, ExactWeights] = {}
+
+    def __call__(self, a: np.ndarray, za: float) -> tuple[np.ndarray, np.ndarray]:
+        """(exact product of the centred a, the [N] term the zero point adds, float64)."""
+        ew = self.weights.get(a.dtype)
+        if ew is None:
+            ew = self.weights[a.dtype] = ExactWeights((_f64(self.b) - self.zb).T, a.dtype)
+        c = centre_of(a.dtype)
+        return ew.right(centred(a, c, ew.dtype)), (c - za) * ew.row_sums
+
+    def with_zero_point_removed(self, q: np.ndarray) -> np.ndarray:
+        """``q @ (b - zb)^T`` for ``q`` already holding ``a - za`` as floats (|q| <= 255, the
+        range of an 8-bit value minus its zero point): exact."""
+        ew = self.weights.get("centred")
+        if ew is None:
+            ew = self.weights["centred"] = ExactWeights((_f64(self.b) - self.zb).T, None, 255)
+        return ew.right(q)
+
+    def prepare(self, dtype: np.dtype | None) -> None:
+        """Lay the weight out now for activations of ``dtype`` (when known)."""
+        if dtype is not None and dtype.kind in "iu" and dtype not in self.weights:
+            self.weights[dtype] = ExactWeights((_f64(self.b) - self.zb).T, dtype)
+
+
+def input_dtype(info: NodeInfo, position: int) -> np.dtype | None:
+    """The element type of input ``position`` when the model says it (constant or typed)."""
+    c = info.constant_inputs.get(position)
+    if c is not None:
+        return c.dtype
+    tp = info.input_types[position] if position < len(info.input_types) else None
+    if tp is None or tp.WhichOneof("value") != "tensor_type":
+        return None
+    from onnxpy.types import ELEM_TYPE_TO_DTYPE
+
+    return ELEM_TYPE_TO_DTYPE.get(tp.tensor_type.elem_type)
+
+
+def integer_product_rows(
+    b: np.ndarray, b_zero_point: object = None, activation: np.dtype | None = None
+):
+    """``f(a, a_zero_point) -> exact (a - za) @ (b - zb)`` for a constant 2-D integer ``b``
+    (float32 or float64 result): shared by the com.microsoft integer MatMuls. With the
+    activation type known, the weight is laid out now (at session creation)."""
+    product = _RowProduct(b, b_zero_point)
+    product.prepare(activation)
+    return product
+
+
+def _const_2d(info: NodeInfo, position: int, zp_position: int | None) -> bool:
+    b = info.constant_inputs.get(position)
+    if b is None or b.ndim != 2:
+        return False
+    return (
+        zp_position is None
+        or zp_position >= info.num_inputs
+        or zp_position in (info.constant_inputs)
+    )
+
+
+def _shifted_general(x: np.ndarray, zero_point: object, per_row: bool) -> np.ndarray:
+    """x - zero_point in float64; a 1-D zero point is per row (A) or per column (B)."""
+    y = _f64(x)
+    if zero_point is None:
+        return y
+    zp = _f64(zero_point)
+    if per_row and zp.ndim == 1 and x.ndim >= 2 and zp.size == x.shape[-2] and zp.size != 1:
+        zp = zp.reshape(-1, 1)
+    return y - zp
+
+
+@register("MatMulInteger", since=10, factory=True, fresh=True)
+def matmul_integer(info: NodeInfo):
+    """Exact (a - a_zero_point) @ (b - b_zero_point) as int32."""
+    product = (
+        integer_product_rows(
+            info.constant_inputs[1], info.constant_inputs.get(3), input_dtype(info, 0)
+        )
+        if (_const_2d(info, 1, 3))
+        else None
+    )
+
+    def run(a, b, a_zero_point=None, b_zero_point=None, /):
+        a = np.asarray(a)
+        if product is not None and _is_scalar(a_zero_point) and a.dtype.kind in "iu":
+            za = 0.0 if a_zero_point is None else _scalar(a_zero_point)
+            acc, term = product(a, za)
+            return _int32_sum(acc, term)
+        acc = np.matmul(
+            _shifted_general(a, a_zero_point, True), _shifted_general(b, b_zero_point, False)
+        )
+        return acc.astype(np.int64).astype(np.int32)
+
+    return run
+
+
+def _int32_sum(acc: np.ndarray, term: np.ndarray) -> np.ndarray:
+    """acc + term as int32, exactly (both hold integers; their sum may pass 2**24)."""
+    out = acc.astype(np.int32)
+    if term.any():
+        out += term.astype(np.int32)
+    return out
+
+
+def _rows(p: np.ndarray) -> np.ndarray:
+    """A per-row parameter of ``a`` ([M]) as a column [M, 1]; others unchanged."""
+    return p.reshape(-1, 1) if p.ndim == 1 and p.size > 1 else p
+
+
+@register("QLinearMatMul", since=(10, 21), factory=True, fresh=True)
+def qlinear_matmul(info: NodeInfo):
+    """Quantized numpy.matmul: exact integer product, then one rescale to y's quantization."""
+    product = (
+        integer_product_rows(
+            info.constant_inputs[3], info.constant_inputs.get(5), input_dtype(info, 0)
+        )
+        if (_const_2d(info, 3, 5))
+        else None
+    )
+
+    cache = ConstantCache(info, (1, 2, 4, 6, 7))
+
+    def run(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point, /):
+        a = np.asarray(a)
+        dtype = np.asarray(y_zero_point).dtype
+        if product is not None and _is_scalar(a_scale) and _is_scalar(a_zero_point):
+            za = _scalar(a_zero_point)
+            acc, term = product(a, za)
+
+            def make() -> Requantizer:
+                mult = _scalar(a_scale) * _f64(b_scale).reshape(-1) / _scalar(y_scale)
+                return Requantizer(term, mult, _scalar(y_zero_point), dtype)
+
+            args = (a_scale, a_zero_point, b_scale, y_scale, y_zero_point)
+            return cache.get(args, a.dtype, make)(acc)
+        acc = np.matmul(
+            _shifted_general(a, a_zero_point, True), _shifted_general(b, b_zero_point, False)
+        )
+        mult = _rows(_f64(a_scale)) * _f64(b_scale) / _f64(y_scale)
+        return requantize(acc, None, mult, _scalar(y_zero_point), dtype)
+
+    return run
+
+
+# -- Conv family ---------------------------------------------------------------------------------
+
+
+class ConvGeometry:
+    """A forward convolution's attributes, resolved per input shape."""
+
+    def __init__(self, auto_pad, dilations, group, kernel_shape, pads, strides) -> None:
+        self.auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else str(auto_pad)
+        self.dilations, self.group, self.kernel_shape = dilations, int(group), kernel_shape
+        self.pads, self.strides = pads, strides
+
+    def resolve(self, x_shape: Sequence[int], w_shape: Sequence[int]):
+        n = len(x_shape) - 2
+        kernel = tuple(int(k) for k in w_shape[2:])
+        if len(w_shape) != n + 2:
+            raise ValueError(f"weight rank {len(w_shape)} does not match input rank {len(x_shape)}")
+        if self.kernel_shape and tuple(int(k) for k in self.kernel_shape) != kernel:
+            raise ValueError(f"kernel_shape {list(self.kernel_shape)} != weight shape {kernel}")
+        strides = spatial_attr(self.strides, n, 1)
+        dilations = spatial_attr(self.dilations, n, 1)
+        begin, end = resolve_pads(x_shape[2:], kernel, strides, dilations, self.pads, self.auto_pad)
+        out = tuple(
+            (i + b + e - (k - 1) * d - 1) // s + 1
+            for i, k, s, d, b, e in zip(x_shape[2:], kernel, strides, dilations, begin, end)
+        )
+        if any(o <= 0 for o in out):
+            raise ValueError(f"the kernel does not fit the padded input (output shape {out})")
+        return kernel, strides, dilations, begin, end, out
+
+
+class IntegerConv:
+    """``conv(x - x_zp, w - w_zp)`` exactly, for a constant integer weight ``w`` [M, C/g, *k].
+
+    Each run centres x into a padded float buffer (the padding holds ``x_zp - centre``, i.e.
+    a real zero), copies its windows into an im2col matrix and makes one exact product per
+    group; the result is float [N, M, *out] plus, separately, the per-channel zero-point term.
+    """
+
+    def __init__(self, w: np.ndarray, w_zero_point: object, geometry: ConvGeometry) -> None:
+        w = np.asarray(w)
+        m, cg = w.shape[:2]
+        g = geometry.group
+        if m % g:
+            raise ValueError(f"output channels {m} not divisible by group {g}")
+        wz = 0.0 if w_zero_point is None else _f64(w_zero_point).reshape(-1)
+        self.w, self.wz = w, (wz.reshape((-1,) + (1,) * (w.ndim - 1)) if np.ndim(wz) else wz)
+        self.shape = w.shape
+        self.geometry = geometry
+        self.kc = cg * math.prod(w.shape[2:])
+        self.weights: dict[np.dtype, ExactWeights] = {}
+
+    def _exact(self, dtype: np.dtype) -> ExactWeights:
+        """The float layout for activations of ``dtype`` (made on first use; the integers
+        stay the only other copy)."""
+        ew = self.weights.get(dtype)
+        if ew is None:
+            m, g = self.shape[0], self.geometry.group
+            wc = (_f64(self.w) - self.wz).reshape(g, m // g, self.kc)
+            ew = self.weights[dtype] = ExactWeights(wc, dtype)
+        return ew
+
+    def __call__(self, x: np.ndarray, x_zero_point: float) -> tuple[np.ndarray, np.ndarray]:
+        """(exact product [N, M, *out] of centred x, the [M] term the zero point adds)."""
+        kernel, strides, dilations, begin, end, out = self.geometry.resolve(x.shape, self.shape)
+        ew = self._exact(x.dtype)
+        g = self.geometry.group
+        n_batch, c = x.shape[:2]
+        if c != self.shape[1] * g:
+            raise ValueError(f"input channels {c} != weight channels {self.shape[1]} x group {g}")
+        centre = centre_of(x.dtype)
+        p = math.prod(out)
+        kc = self.kc
+        pointwise = all(k == 1 for k in kernel) and not any(begin) and not any(end)
+        if pointwise and all(s == 1 for s in strides):
+            (xs,) = scratch(x.shape, dtype=ew.dtype)
+            cols = centred(x, centre, ew.dtype, out=xs).reshape(n_batch, g, kc, p)
+        else:
+            padded = tuple(i + b + e for i, b, e in zip(x.shape[2:], begin, end))
+            xp, cols = scratch((n_batch, c, *padded), (n_batch, g, kc, p), dtype=ew.dtype)
+            if any(begin) or any(end):
+                xp.fill(x_zero_point - centre)
+                inner = tuple(slice(b, b + i) for b, i in zip(begin, x.shape[2:]))
+                centred(x, centre, ew.dtype, out=xp[(Ellipsis, *inner)])
+            else:
+                centred(x, centre, ew.dtype, out=xp)
+            view = window_view(xp, kernel, strides, dilations, out)
+            np.copyto(cols.reshape(view.shape), view)
+        acc = ew.left(cols)  # [N, g, M/g, P]
+        term = ((centre - x_zero_point) * ew.row_sums).reshape(-1)
+        return acc.reshape(n_batch, self.shape[0], *out), term
+
+
+def _conv_attrs(auto_pad, dilations, group, kernel_shape, pads, strides) -> ConvGeometry:
+    return ConvGeometry(auto_pad, dilations, group, kernel_shape, pads, strides)
+
+
+def _channels(v: np.ndarray, rank: int) -> np.ndarray:
+    """A per-channel vector shaped to broadcast over [N, M, *spatial]."""
+    return np.asarray(v).reshape((-1,) + (1,) * (rank - 2))
+
+
+@register("ConvInteger", since=10, factory=True, fresh=True)
+def conv_integer(
+    info: NodeInfo,
+    *,
+    auto_pad="NOTSET",
+    dilations=None,
+    group=1,
+    kernel_shape=None,
+    pads=None,
+    strides=None,
+) -> Callable[..., np.ndarray]:
+    """Integer convolution of zero-point-shifted operands, exact, as int32."""
+    geom = _conv_attrs(auto_pad, dilations, group, kernel_shape, pads, strides)
+    consts = info.constant_inputs
+    fixed = None
+    if 1 in consts and (info.num_inputs < 4 or 3 in consts):
+        fixed = IntegerConv(consts[1], consts.get(3), geom)
+        x_type = input_dtype(info, 0)
+        if x_type is not None and x_type.kind in "iu":
+            fixed._exact(x_type)
+
+    def run(x, w, x_zero_point=None, w_zero_point=None, /) -> np.ndarray:
+        x = np.asarray(x)
+        conv = fixed if fixed is not None else IntegerConv(w, w_zero_point, geom)
+        zx = 0.0 if x_zero_point is None else _scalar(x_zero_point)
+        acc, term = conv(x, zx)
+        return _int32_sum(acc, _channels(term, acc.ndim))
+
+    return run
+
+
+@register("QLinearConv", since=10, factory=True, fresh=True)
+def qlinear_conv(
+    info: NodeInfo,
+    *,
+    auto_pad="NOTSET",
+    dilations=None,
+    group=1,
+    kernel_shape=None,
+    pads=None,
+    strides=None,
+) -> Callable[..., np.ndarray]:
+    """Convolution of (x - x_zp) with (w - w_zp) plus the int32 bias, rescaled to y."""
+    geom = _conv_attrs(auto_pad, dilations, group, kernel_shape, pads, strides)
+    consts = info.constant_inputs
+    fixed = IntegerConv(consts[3], consts[5], geom) if 3 in consts and 5 in consts else None
+    x_type = input_dtype(info, 0)
+    if fixed is not None and x_type is not None and x_type.kind in "iu":
+        fixed._exact(x_type)  # the weight's float layout, made at session creation
+
+    cache = ConstantCache(info, (1, 2, 4, 6, 7, 8) if info.num_inputs > 8 else (1, 2, 4, 6, 7))
+
+    def run(x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point, b=None, /):
+        x = np.asarray(x)
+        conv = fixed if fixed is not None else IntegerConv(w, w_zero_point, geom)
+        acc, term = conv(x, _scalar(x_zero_point))
+
+        def make() -> Requantizer:
+            offset = term if b is None else term + _f64(b).reshape(-1)
+            mult = _scalar(x_scale) * _f64(w_scale).reshape(-1) / _scalar(y_scale)
+            dtype = np.asarray(y_zero_point).dtype
+            integer_range(dtype)  # refuses a non-integer output type clearly
+            rank = acc.ndim
+            return Requantizer(
+                _channels(offset, rank), _channels(mult, rank), _scalar(y_zero_point), dtype
+            )
+
+        args = (x_scale, x_zero_point, w_scale, y_scale, y_zero_point, b)
+        return cache.get(args[: len(cache.constants)], (x.dtype, acc.ndim), make)(acc)
+
+    return run

@@ -1,0 +1,196 @@
+"""Exact integer matrix products on float BLAS, for the quantized kernels.
+
+NumPy has no int8 GEMM (an integer ``matmul`` runs an unvectorized loop, ~100x slower than
+BLAS). Integers are exact in float32 up to 2**24, so a float32 GEMM of integer operands is
+exact as long as no partial sum leaves that range, whatever order BLAS adds in. Every partial
+sum of ``sum_k a[k] * w[r, k]`` is bounded by ``max|a| * sum_k |w[r, k]|``: the weight's row L1
+norm is known when the session is created, and ``max|a|`` by the activation's type once it is
+centred (uint8 values minus 128 lie in [-128, 127]). When that bound passes 2**24, the reduction
+axis is split into chunks that each stay below it (each chunk's product is exact, and the chunks
+are summed in float64); beyond a few chunks one float64 product (exact to 2**53) is cheaper.
+
+Centring: ``(a - za)`` is computed as ``(a - c) + (c - za)`` with a fixed centre ``c`` of the
+type's range, so the product reads ``a - c`` (one subtraction fused into the float conversion)
+and the zero point's term ``(c - za) * sum_k w[r, k]`` is a per-output constant added in the
+output pass, together with the bias. ``requantize`` then applies the scale, the output zero
+point, rounding (half to even) and saturation in place on the product's buffer.
+"""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+
+__all__ = [
+    "EXACT_FLOAT32",
+    "ExactWeights",
+    "integer_range",
+    "centre_of",
+    "centred",
+    "requantize",
+    "Requantizer",
+]
+
+EXACT_FLOAT32 = float(2**24)
+# More chunks than this: one float64 product is cheaper than several float32 ones plus sums.
+MAX_CHUNKS = 4
+
+_RANGES: dict[np.dtype, tuple[int, int]] = {
+    np.dtype(np.int8): (-128, 127),
+    np.dtype(np.uint8): (0, 255),
+    np.dtype(np.int16): (-32768, 32767),
+    np.dtype(np.uint16): (0, 65535),
+    np.dtype(np.int32): (-(2**31), 2**31 - 1),
+    np.dtype(ml_dtypes.int4): (-8, 7),
+    np.dtype(ml_dtypes.uint4): (0, 15),
+}
+
+
+def integer_range(dtype: np.dtype) -> tuple[int, int]:
+    """(lowest, highest) value of an integer quantization type."""
+    try:
+        return _RANGES[np.dtype(dtype)]
+    except KeyError:
+        raise TypeError(f"{np.dtype(dtype)} is not an integer quantization type") from None
+
+
+def centre_of(dtype: np.dtype) -> int:
+    """The value subtracted before a product: the middle of an unsigned range, 0 if signed."""
+    lo, hi = integer_range(dtype)
+    return (hi + 1) // 2 if lo == 0 else 0
+
+
+def _bound(dtype: np.dtype) -> int:
+    lo, hi = integer_range(dtype)
+    c = centre_of(dtype)
+    return max(abs(lo - c), abs(hi - c))
+
+
+def centred(a: np.ndarray, centre: int, dtype: np.dtype, out: np.ndarray | None = None):
+    """``a - centre`` converted to ``dtype`` in one pass (into ``out`` when given)."""
+    if out is None:
+        out = np.empty(a.shape, dtype=dtype)
+    if centre:
+        np.subtract(a, dtype.type(centre), out=out, dtype=dtype, casting="unsafe")
+    else:
+        np.copyto(out, a, casting="unsafe")
+    return out
+
+
+class ExactWeights:
+    """A constant integer operand ``w[..., R, K]`` (zero point already subtracted, given as
+    float64) laid out for exact BLAS products with activations of type ``activation_dtype``.
+
+    ``left(cols)`` is ``w @ cols`` (cols ``[..., K, P]``, a convolution's im2col), ``right(a)``
+    is ``a @ w^T`` (a ``[..., M, K]``, a MatMul/Gemm), both exact. ``row_sums`` (float64,
+    ``[..., R]``) serves the zero-point correction.
+    """
+
+    def __init__(self, w: np.ndarray, activation_dtype: np.dtype | None, bound: int = 0) -> None:
+        """``bound``: the largest |activation| when not given by ``activation_dtype``."""
+        w = np.asarray(w, dtype=np.float64)
+        k = w.shape[-1]
+        self.shape = w.shape
+        self.row_sums = w.sum(axis=-1)
+        bound = _bound(activation_dtype) if activation_dtype is not None else bound
+        self.chunks = _plan_chunks(np.abs(w).reshape(-1, k), bound)
+        self.dtype = np.dtype(np.float32)
+        if len(self.chunks) > MAX_CHUNKS:
+            self.dtype = np.dtype(np.float64)
+            self.chunks = [(0, k)]
+        self.mat = np.ascontiguousarray(w.astype(self.dtype))
+        self._views = [self.mat[..., a:b] for a, b in self.chunks]
+
+    def left(self, cols: np.ndarray) -> np.ndarray:
+        """``w @ cols`` exactly (float32 when one chunk serves, else float64)."""
+        if len(self.chunks) == 1:
+            return np.matmul(self.mat, cols)
+        acc = None
+        for (a, b), wv in zip(self.chunks, self._views):
+            part = np.matmul(wv, cols[..., a:b, :])
+            acc = part.astype(np.float64) if acc is None else np.add(acc, part, out=acc)
+        return acc
+
+    def right(self, a: np.ndarray) -> np.ndarray:
+        """``a @ w^T`` exactly (float32 when one chunk serves, else float64)."""
+        if len(self.chunks) == 1:
+            return _matmul_rows(a, self.mat)
+        acc = None
+        for (lo, hi), wv in zip(self.chunks, self._views):
+            part = _matmul_rows(a[..., lo:hi], wv)
+            acc = part.astype(np.float64) if acc is None else np.add(acc, part, out=acc)
+        return acc
+
+
+def _matmul_rows(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``a @ w.T`` with a stack of rows flattened into one BLAS call when ``w`` is 2-D."""
+    if a.ndim > 2 and w.ndim == 2:
+        flat = a.reshape(-1, a.shape[-1])
+        return np.matmul(flat, w.T).reshape((*a.shape[:-1], w.shape[0]))
+    return np.matmul(a, np.swapaxes(w, -1, -2))
+
+
+def _plan_chunks(absw: np.ndarray, bound: int) -> list[tuple[int, int]]:
+    """Split [0, K) so that ``bound * (row L1 norm within a chunk) < 2**24`` for every row."""
+    k = absw.shape[1]
+    if k == 0 or bound * float(absw.sum(axis=1).max(initial=0.0)) < EXACT_FLOAT32:
+        return [(0, k)]
+    cum = np.concatenate([np.zeros((absw.shape[0], 1)), np.cumsum(absw, axis=1)], axis=1)
+    limit = EXACT_FLOAT32 / bound
+    chunks = []
+    start = 0
+    while start < k:
+        lo, hi = start + 1, k  # the largest end with max_r(cum[r, end] - cum[r, start]) < limit
+        if float((cum[:, lo] - cum[:, start]).max()) >= limit:
+            return [(0, k)] * (MAX_CHUNKS + 1)  # one column alone is too large: float64
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if float((cum[:, mid] - cum[:, start]).max()) < limit:
+                lo = mid
+            else:
+                hi = mid - 1
+        chunks.append((start, lo))
+        start = lo
+        if len(chunks) > MAX_CHUNKS:
+            break
+    return chunks
+
+
+class Requantizer:
+    """``saturate(round((acc + offset) * multiplier) + zero_point)`` as ``dtype``, with the
+    constants folded once into ``rint(acc * m + a) + zp``: five passes over a fresh product (the
+    zero point's addition writes the integer result). ``offset`` and ``multiplier`` broadcast
+    against the product (per output column or channel)."""
+
+    def __init__(self, offset, multiplier, zero_point: float, dtype: np.dtype) -> None:
+        m = np.asarray(multiplier, dtype=np.float64)
+        self.mult = m.astype(np.float32)
+        self.add = None
+        if offset is not None and np.any(offset):
+            self.add = np.asarray(np.asarray(offset, dtype=np.float64) * m, dtype=np.float32)
+        self.zero = np.float32(zero_point)
+        self.dtype = np.dtype(dtype)
+        lo, hi = integer_range(self.dtype)
+        self.lo, self.hi = lo - zero_point, hi - zero_point
+
+    def __call__(self, acc: np.ndarray) -> np.ndarray:
+        np.multiply(acc, self.mult, out=acc)
+        if self.add is not None:
+            np.add(acc, self.add, out=acc)
+        np.rint(acc, out=acc)
+        np.clip(acc, self.lo, self.hi, out=acc)
+        out = np.empty(acc.shape, dtype=self.dtype)
+        np.add(acc, self.zero, out=out, casting="unsafe")  # the zero point after rounding
+        return out
+
+
+def requantize(
+    acc: np.ndarray,
+    offset: np.ndarray | float | None,
+    multiplier: np.ndarray | float,
+    zero_point: float,
+    dtype: np.dtype,
+) -> np.ndarray:
+    """``saturate(round((acc + offset) * multiplier) + zero_point)`` as ``dtype``; ``acc`` (a
+    fresh float product) is updated in place."""
+    return Requantizer(offset, multiplier, zero_point, dtype)(acc)
