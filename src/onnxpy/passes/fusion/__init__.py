@@ -10,6 +10,7 @@ from onnxpy.passes.fusion.conv_bn import ConvBatchNormFusion
 from onnxpy.passes.fusion.gelu import BiasGeluFusion, GeluFusion
 from onnxpy.passes.fusion.layer_norm import LayerNormFusion
 from onnxpy.passes.fusion.matmul_add import MatMulAddFusion
+from onnxpy.passes.fusion.pad_conv import PadConvFusion
 from onnxpy.passes.fusion.skip_layer_norm import SkipLayerNormFusion
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "ConvAddMulFusion",
     "ConvBatchNormFusion",
     "MatMulAddFusion",
+    "PadConvFusion",
     "GeluFusion",
     "BiasGeluFusion",
     "SkipLayerNormFusion",
@@ -34,6 +36,7 @@ def fusion_passes() -> list[Pass]:
         LayerNormFusion(),
         SkipLayerNormFusion(),
         AttentionFusion(),
+        PadConvFusion(),
         ConvBatchNormFusion(),
         ConvAddMulFusion(),
         MatMulAddFusion(),
