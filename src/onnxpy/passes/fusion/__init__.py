@@ -11,6 +11,7 @@ from onnxpy.passes.fusion.gelu import BiasGeluFusion, GeluFusion
 from onnxpy.passes.fusion.layer_norm import LayerNormFusion
 from onnxpy.passes.fusion.matmul_add import MatMulAddFusion
 from onnxpy.passes.fusion.pad_conv import PadConvFusion
+from onnxpy.passes.fusion.scan_cdist import ScanDistanceFusion
 from onnxpy.passes.fusion.skip_layer_norm import SkipLayerNormFusion
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "ConvBatchNormFusion",
     "MatMulAddFusion",
     "PadConvFusion",
+    "ScanDistanceFusion",
     "GeluFusion",
     "BiasGeluFusion",
     "SkipLayerNormFusion",
@@ -37,6 +39,7 @@ def fusion_passes() -> list[Pass]:
         SkipLayerNormFusion(),
         AttentionFusion(),
         PadConvFusion(),
+        ScanDistanceFusion(),
         ConvBatchNormFusion(),
         ConvAddMulFusion(),
         MatMulAddFusion(),
