@@ -105,6 +105,13 @@ _JIT_PAIRS_PER_THREAD = 1 << 16
 # NumPy walk falls far behind at small batches (300 trees x 14 levels: 58 us vs 13 us; compiled
 # 28 us).
 _JIT_MIN_WALK = 1000
+# ... and at least this many nodes. numba's fixed costs (~90 MB of LLVM resident, 0.5-1.5 s of
+# session creation) must be small against the model's own: they are for a 300-tree depth-14
+# forest (957K nodes; onnxruntime peaks at 487 MB for it), not for a LightGBM classifier of
+# 600 trees x 31 leaves (36.6K nodes): compiled, its session took 1.84 s vs 0.29 s and peaked at
+# 188 vs 100 MB (onnxruntime: 0.13 s, 83 MB) to run batch 1 in 45 instead of 97 us
+# (onnxruntime 16 us), and batch 1000 no faster (68 vs 62 ms; onnxruntime 66-72 ms).
+_JIT_MIN_NODES = 1 << 18
 
 
 def _jit_module():
@@ -741,7 +748,9 @@ class _Runner:
         self.threads = threads
         self.dtype = np.dtype(np.float32 if forest.exact32 else np.float64)
         self.min_features = forest.max_feature + 1 if forest.n_trees else 0
-        jit = _jit_module() if forest.n_trees * forest.depth >= _JIT_MIN_WALK else None
+        nodes = len(forest.leaf_row)
+        big = forest.n_trees * forest.depth >= _JIT_MIN_WALK and nodes >= _JIT_MIN_NODES
+        jit = _jit_module() if big else None
         self.jit = None
         if jit is not None:
             # Compiled for the features' dtype the model's input gives (see _features).
