@@ -18,7 +18,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import onnxpy
-from onnxpy.kernels.ai_onnx_ml import trees
+from onnxpy.kernels.ai_onnx_ml import _tree_eval as trees
 from onnxpy.kernels.registry import lookup
 
 ML = "ai.onnx.ml"
@@ -316,7 +316,7 @@ def test_numba_is_imported_only_when_a_compiled_kernel_is_built():
     code = (
         "import sys, onnxpy\n"
         "print('numba' in sys.modules)\n"
-        "from onnxpy.kernels.ai_onnx_ml import trees\n"
+        "from onnxpy.kernels.ai_onnx_ml import _tree_eval as trees\n"
         "print(trees._jit_module() is not None)\n"
     )
     lines = _python(code).splitlines()
@@ -356,7 +356,7 @@ def test_small_forest_does_not_load_numba():
 def test_disable_jit_environment_variable():
     code = (
         "import sys\n"
-        "from onnxpy.kernels.ai_onnx_ml import trees\n"
+        "from onnxpy.kernels.ai_onnx_ml import _tree_eval as trees\n"
         "print(trees._jit_module() is None, 'numba' in sys.modules)\n"
     )
     assert _python(code, ONNXPY_DISABLE_JIT="1") == "True False"

@@ -4,7 +4,7 @@ what a constant operand holds."""
 from __future__ import annotations
 
 import numpy as np
-from onnx import NodeProto, TensorProto
+from onnx import NodeProto, TensorProto, helper
 
 from onnxpy.passes.context import GraphContext
 from onnxpy.passes.shapes import dims_of
@@ -17,11 +17,20 @@ __all__ = [
     "scalar_is",
     "other_input",
     "bias_over_last_axis",
+    "attribute",
 ]
 
 MS = "com.microsoft"
 # The element types onnxruntime's CPU kernels take for the transformer contrib ops.
 FUSED_TYPES = {TensorProto.FLOAT, TensorProto.FLOAT16}
+
+
+def attribute(node: NodeProto, name: str) -> object:
+    """The decoded value of ``node``'s attribute ``name`` (None when absent)."""
+    for a in node.attribute:
+        if a.name == name:
+            return helper.get_attribute_value(a)
+    return None
 
 
 def standard_node(ctx: GraphContext, name: str, op: str) -> tuple[int, NodeProto] | None:

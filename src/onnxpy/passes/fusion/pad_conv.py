@@ -13,6 +13,7 @@ from onnx import NodeProto, helper
 
 from onnxpy.passes.base import EXTENDED, Pass
 from onnxpy.passes.context import GraphContext
+from onnxpy.passes.fusion._pattern import attribute
 
 __all__ = ["PadConvFusion"]
 
@@ -39,21 +40,14 @@ class PadConvFusion(Pass):
         return changed
 
 
-def _attr(node: NodeProto, name: str):
-    for a in node.attribute:
-        if a.name == name:
-            return helper.get_attribute_value(a)
-    return None
-
-
 def _spatial_zero_pads(ctx: GraphContext, pad: NodeProto) -> list[int] | None:
     """[begin..., end...] of the spatial axes if ``pad`` is a constant zero pad of those only."""
-    mode = _attr(pad, "mode")
+    mode = attribute(pad, "mode")
     if mode not in (None, b"constant", "constant"):
         return None
     if ctx.opset(pad) < 11:
-        pads = _attr(pad, "pads")
-        value = _attr(pad, "value") or 0.0
+        pads = attribute(pad, "pads")
+        value = attribute(pad, "value") or 0.0
     else:
         if len(pad.input) < 2 or not pad.input[1]:
             return None
@@ -79,10 +73,10 @@ def _spatial_zero_pads(ctx: GraphContext, pad: NodeProto) -> list[int] | None:
 
 
 def _padded_conv(conv: NodeProto, added: list[int], source: str) -> NodeProto | None:
-    auto_pad = _attr(conv, "auto_pad")
+    auto_pad = attribute(conv, "auto_pad")
     if auto_pad not in (None, b"NOTSET", "NOTSET"):
         return None
-    old = _attr(conv, "pads")
+    old = attribute(conv, "pads")
     pads = np.asarray(old if old is not None else [0] * len(added), dtype=np.int64)
     if pads.shape != (len(added),):
         return None

@@ -19,6 +19,7 @@ from onnx import GraphProto, NodeProto, TensorProto, helper
 
 from onnxpy.passes.base import EXTENDED, Pass
 from onnxpy.passes.context import GraphContext
+from onnxpy.passes.fusion._pattern import attribute
 from onnxpy.passes.shapes import dims_of, elem_type
 
 __all__ = ["ScanDistanceFusion"]
@@ -38,7 +39,7 @@ class ScanDistanceFusion(Pass):
                 continue
             if len(node.input) != 2 or len(node.output) != 2 or not _default_layout(node):
                 continue
-            body = _attr(node, "body")
+            body = attribute(node, "body")
             if body is None or not _is_distance_body(body, ctx.opset(node)):
                 continue
             x, rows = node.input
@@ -60,15 +61,8 @@ class ScanDistanceFusion(Pass):
         return changed
 
 
-def _attr(node: NodeProto, name: str):
-    for a in node.attribute:
-        if a.name == name:
-            return helper.get_attribute_value(a)
-    return None
-
-
 def _default_layout(node: NodeProto) -> bool:
-    if _attr(node, "num_scan_inputs") != 1:
+    if attribute(node, "num_scan_inputs") != 1:
         return False
     for name in (
         "scan_input_axes",
@@ -76,7 +70,7 @@ def _default_layout(node: NodeProto) -> bool:
         "scan_input_directions",
         "scan_output_directions",
     ):
-        value = _attr(node, name)
+        value = attribute(node, name)
         if value is not None and any(int(v) != 0 for v in value):
             return False
     return True
@@ -105,9 +99,9 @@ def _is_distance_body(body: GraphProto, opset: int) -> bool:
     red = through_identity(scan_out)
     if red is None or red.op_type != "ReduceSumSquare" or red.domain not in ("", "ai.onnx"):
         return False
-    if _attr(red, "keepdims") != 0:
+    if attribute(red, "keepdims") != 0:
         return False
-    axes = _attr(red, "axes")
+    axes = attribute(red, "axes")
     if opset >= 18 or len(red.input) > 1:
         return False  # axes as an input: not matched (skl2onnx writes opset <= 17 here)
     if axes is None or [int(a) for a in axes] not in ([1], [-1]):
