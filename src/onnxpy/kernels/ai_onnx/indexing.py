@@ -30,9 +30,19 @@ def _wrap(indices: Any, size: int | np.ndarray, op: str) -> np.ndarray:
 
 
 # -- gathers ---------------------------------------------------------------------------------
+_TAKE_INDEX = (np.dtype(np.int64), np.dtype(np.int32))
+
+
 @register("Gather", since=(1, 11, 13))
 def gather(data, indices, /, *, axis=0) -> np.ndarray:
     a = normalize_axis(axis, data.ndim, "Gather")
+    if indices.__class__ is np.ndarray and indices.dtype in _TAKE_INDEX:
+        # np.take wraps negatives itself and raises on out-of-range: shape graphs run
+        # hundreds of one-element Gathers a pass (GPT-2: 194), 11 -> ~2 us each.
+        try:
+            return np.take(data, indices, axis=a)
+        except IndexError:
+            pass  # _wrap below names the offending index
     return np.take(data, _wrap(indices, data.shape[a], "Gather"), axis=a)
 
 
