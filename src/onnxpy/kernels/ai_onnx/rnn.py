@@ -10,14 +10,28 @@ by the activation functions that take that parameter (others use the ONNX defaul
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from onnxpy.kernels.registry import register
+from onnxpy.kernels.threads import one_blas_thread
 
 Activation = Callable[[np.ndarray], np.ndarray]
+
+
+def _blas_on_one_thread(kernel: Callable[..., tuple]) -> Callable[..., tuple]:
+    """Run ``kernel`` with BLAS on one thread: its time loop is a chain of small GEMVs
+    (see ``kernels.threads.one_blas_thread``)."""
+
+    @functools.wraps(kernel)
+    def run(*args, **kwargs):
+        with one_blas_thread:
+            return kernel(*args, **kwargs)
+
+    return run
 
 
 # -- activation functions ------------------------------------------------------------------------
@@ -345,6 +359,7 @@ def _gru_direction(c: _Common, w, r, bias, rbh, h0, reverse: bool, linear_before
 
 
 @register("RNN", since=(1, 7, 14, 22))
+@_blas_on_one_thread
 def rnn(
     x,
     w,
@@ -390,6 +405,7 @@ def rnn(
 
 
 @register("GRU", since=(1, 3, 7, 14, 22))
+@_blas_on_one_thread
 def gru(
     x,
     w,
@@ -456,6 +472,7 @@ def gru(
 
 
 @register("LSTM", since=(1, 7, 14, 22))
+@_blas_on_one_thread
 def lstm(
     x,
     w,
