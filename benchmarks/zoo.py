@@ -154,6 +154,193 @@ def _bert_base(vocab: int = 30522, hidden: int = 768, layers: int = 12, heads: i
     return Bert().eval()
 
 
+def _mobilenet(width: float = 1.0):
+    """MobileNetV2's inverted residuals (pointwise expand, depthwise 3x3, pointwise project).
+
+    Stride-2 depthwise convolutions get TensorFlow's "same" padding, an explicit asymmetric
+    ``ZeroPad2d((0, 1, 0, 1))`` in front of an unpadded Conv, as models converted from
+    TensorFlow carry it: that exports as a separate Pad node, which the optimizer should fold.
+    """
+    from torch import nn
+
+    def ch(c: int) -> int:
+        return max(8, int(c * width + 4) // 8 * 8)
+
+    class InvertedResidual(nn.Module):
+        def __init__(self, cin: int, cout: int, stride: int, expand: int) -> None:
+            super().__init__()
+            hidden = cin * expand
+            layers: list[nn.Module] = []
+            if expand != 1:
+                layers += [nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden)]
+                layers.append(nn.ReLU6())
+            if stride == 2:
+                layers.append(nn.ZeroPad2d((0, 1, 0, 1)))
+            pad = 0 if stride == 2 else 1
+            layers += [
+                nn.Conv2d(hidden, hidden, 3, stride, pad, groups=hidden, bias=False),
+                nn.BatchNorm2d(hidden),
+                nn.ReLU6(),
+                nn.Conv2d(hidden, cout, 1, bias=False),
+                nn.BatchNorm2d(cout),
+            ]
+            self.body = nn.Sequential(*layers)
+            self.residual = stride == 1 and cin == cout
+
+        def forward(self, x):
+            return x + self.body(x) if self.residual else self.body(x)
+
+    class MobileNet(nn.Module):
+        def __init__(self, num_classes: int = 1000) -> None:
+            super().__init__()
+            cin = ch(32)
+            layers: list[nn.Module] = [
+                nn.Conv2d(3, cin, 3, 2, 1, bias=False),
+                nn.BatchNorm2d(cin),
+                nn.ReLU6(),
+            ]
+            # (expansion, output channels, repeats, first stride), as in the MobileNetV2 paper
+            for t, c, n, s in (
+                (1, 16, 1, 1),
+                (6, 24, 2, 2),
+                (6, 32, 3, 2),
+                (6, 64, 4, 2),
+                (6, 96, 3, 1),
+                (6, 160, 3, 2),
+                (6, 320, 1, 1),
+            ):
+                for i in range(n):
+                    layers.append(InvertedResidual(cin, ch(c), s if i == 0 else 1, t))
+                    cin = ch(c)
+            layers += [nn.Conv2d(cin, 1280, 1, bias=False), nn.BatchNorm2d(1280), nn.ReLU6()]
+            self.features = nn.Sequential(*layers)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(1280, num_classes)
+
+        def forward(self, x):
+            return self.fc(self.pool(self.features(x)).flatten(1))
+
+    return _randomize_bn(MobileNet())
+
+
+def _randomize_bn(model):
+    """Non-trivial running statistics, so BatchNormalization is really exercised."""
+    import torch
+    from torch import nn
+
+    gen = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+    return model.eval()
+
+
+def _lstm_tagger(vocab: int = 5000, embed: int = 128, hidden: int = 256):
+    """A sequence tagger: embedding, a two-layer LSTM, a GRU, a per-step linear head."""
+    from torch import nn
+
+    class Tagger(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(vocab, embed)
+            self.lstm = nn.LSTM(embed, hidden, num_layers=2, batch_first=True)
+            self.gru = nn.GRU(hidden, hidden // 2, batch_first=True, bidirectional=True)
+            self.head = nn.Linear(hidden, 32)
+
+        def forward(self, ids):
+            x, _ = self.lstm(self.embed(ids))
+            x, _ = self.gru(x)
+            return self.head(x)
+
+    return Tagger().eval()
+
+
+def _gpt2(vocab: int = 8192, hidden: int = 384, layers: int = 12, heads: int = 6, ctx: int = 256):
+    """GPT-2's decoder: pre-LayerNorm blocks, causal self-attention masked from a lower-triangular
+    buffer, the tanh GELU written out, Conv1D-style projections (addmm), tied output embedding.
+
+    Exported with a dynamic sequence axis, so the shape arithmetic (Shape, Gather, Slice,
+    Concat...) stays in the graph: thousands of nodes, as exported GPT-2 files have.
+    """
+    import math
+
+    import torch
+    from torch import nn
+
+    def gelu_new(x):
+        return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+
+    class Conv1D(nn.Module):
+        def __init__(self, nin: int, nout: int) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.randn(nin, nout) * 0.02)
+            self.bias = nn.Parameter(torch.randn(nout) * 0.02)
+
+        def forward(self, x):
+            shape = x.size()[:-1] + (self.weight.size(-1),)
+            x = torch.addmm(self.bias, x.view(-1, x.size(-1)), self.weight)
+            return x.view(shape)
+
+    class Attention(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c_attn = Conv1D(hidden, 3 * hidden)
+            self.c_proj = Conv1D(hidden, hidden)
+            self.register_buffer("bias", torch.tril(torch.ones(ctx, ctx)).view(1, 1, ctx, ctx))
+
+        def split(self, x):
+            return x.view(x.size()[:-1] + (heads, x.size(-1) // heads)).permute(0, 2, 1, 3)
+
+        def forward(self, x):
+            q, k, v = self.c_attn(x).split(hidden, dim=2)
+            q, k, v = self.split(q), self.split(k), self.split(v)
+            w = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(v.size(-1))
+            nd, ns = w.size(-2), w.size(-1)
+            mask = self.bias[:, :, ns - nd : ns, :ns]
+            w = torch.where(mask.bool(), w, torch.tensor(-1e4, dtype=w.dtype))
+            a = torch.matmul(nn.functional.softmax(w, dim=-1), v).permute(0, 2, 1, 3)
+            a = a.contiguous().view(a.size()[:-2] + (a.size(-2) * a.size(-1),))
+            return self.c_proj(a)
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ln_1 = nn.LayerNorm(hidden, eps=1e-5)
+            self.attn = Attention()
+            self.ln_2 = nn.LayerNorm(hidden, eps=1e-5)
+            self.c_fc = Conv1D(hidden, 4 * hidden)
+            self.c_proj = Conv1D(4 * hidden, hidden)
+
+        def forward(self, x):
+            x = x + self.attn(self.ln_1(x))
+            return x + self.c_proj(gelu_new(self.c_fc(self.ln_2(x))))
+
+    class GPT2(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.wte = nn.Embedding(vocab, hidden)
+            self.wpe = nn.Embedding(ctx, hidden)
+            self.h = nn.ModuleList(Block() for _ in range(layers))
+            self.ln_f = nn.LayerNorm(hidden, eps=1e-5)
+
+        def forward(self, input_ids):
+            s = input_ids.size(-1)
+            pos = torch.arange(0, s, dtype=torch.long, device=input_ids.device).unsqueeze(0)
+            x = self.wte(input_ids) + self.wpe(pos)
+            for block in self.h:
+                x = block(x)
+            return torch.matmul(self.ln_f(x), self.wte.weight.t())
+
+    torch.manual_seed(0)
+    model = GPT2()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.startswith("w"):
+                p.normal_(0.0, 0.02)
+    return model.eval()
+
+
 def _export_torch(model, args: tuple, path: Path, input_names, output_names, dynamic_axes) -> None:
     import warnings
 
@@ -210,9 +397,48 @@ def _build_mlp(path: Path) -> None:
     _export_torch(model, (torch.randn(64, 784),), path, ["x"], ["y"], {"x": {0: "batch"}})
 
 
-def _inputs_resnet50(batch: int, seed: int) -> dict[str, np.ndarray]:
+def _build_mobilenet(path: Path) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    model = _mobilenet()
+    _export_torch(
+        model, (torch.randn(1, 3, 224, 224),), path, ["input"], ["logits"], {"input": {0: "batch"}}
+    )
+
+
+def _build_lstm(path: Path) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    model = _lstm_tagger()
+    ids = torch.randint(0, 5000, (1, 64))
+    _export_torch(model, (ids,), path, ["ids"], ["tags"], {"ids": {0: "batch", 1: "seq"}})
+
+
+def _build_gpt2(path: Path) -> None:
+    import torch
+
+    model = _gpt2()
+    ids = torch.randint(0, 8192, (1, 64))
+    _export_torch(
+        model, (ids,), path, ["input_ids"], ["logits"], {"input_ids": {0: "batch", 1: "seq"}}
+    )
+
+
+def _inputs_image(batch: int, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {"input": rng.standard_normal((batch, 3, 224, 224), dtype=np.float32)}
+
+
+def _inputs_lstm(batch: int, seed: int, seq: int = 64) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {"ids": rng.integers(0, 5000, (batch, seq), dtype=np.int64)}
+
+
+def _inputs_gpt2(batch: int, seed: int, seq: int = 64) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {"input_ids": rng.integers(0, 8192, (batch, seq), dtype=np.int64)}
 
 
 def _inputs_bert(batch: int, seed: int, seq: int = 128) -> dict[str, np.ndarray]:
@@ -310,6 +536,53 @@ def _build_logreg(path: Path) -> None:
     _save_sklearn(clf, x, holdout, path)
 
 
+def _build_iris_forest100(path: Path) -> None:
+    """scikit-learn's default RandomForestClassifier (100 trees) on iris, as a new user fits it."""
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_iris(return_X_y=True)
+    x_train, x_test, y_train, _ = train_test_split(x, y, test_size=0.3, random_state=42)
+    clf = RandomForestClassifier(random_state=42).fit(x_train, y_train)
+    _save_sklearn(clf, x_train, x_test, path)
+
+
+def _build_knn(path: Path) -> None:
+    """KNeighborsClassifier (k=5) over 5,000 stored rows: skl2onnx writes the distances as a
+    ``Scan`` over the input rows, then ``TopK`` over each row of 5,000 distances."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    x, y, holdout = _classification_data(5_000)
+    clf = KNeighborsClassifier(n_neighbors=5).fit(x, y)
+    _save_sklearn(clf, x, holdout, path)
+
+
+def _build_lightgbm(path: Path) -> None:
+    """LGBMClassifier (200 trees of up to 31 leaves, 3 classes) converted by onnxmltools."""
+    import pickle
+
+    from lightgbm import LGBMClassifier
+    from onnxmltools import convert_lightgbm
+    from onnxmltools.convert.common.data_types import FloatTensorType
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(
+        n_samples=30_000, n_features=20, n_informative=10, n_classes=3, random_state=0
+    )
+    x_train, holdout = x[:20_000], x[20_000:]
+    clf = LGBMClassifier(n_estimators=200, num_leaves=31, random_state=0, verbose=-1, n_jobs=2)
+    clf.fit(x_train, y[:20_000])
+    onx = convert_lightgbm(
+        clf, initial_types=[("X", FloatTensorType([None, 20]))], zipmap=False, target_opset=15
+    )
+    name = path.name.split(".")[0]
+    np.save(cache_dir() / f"{name}.x.npy", holdout.astype(np.float32))
+    with open(cache_dir() / f"{name}.pkl", "wb") as f:
+        pickle.dump(clf, f)
+    path.write_bytes(onx.SerializeToString())
+
+
 def _holdout_rows(name: str, batch: int, seed: int) -> dict[str, np.ndarray]:
     """``batch`` held-out rows drawn (with replacement) by a seeded generator."""
     pool = np.load(cache_dir() / f"{name}.x.npy")
@@ -322,15 +595,23 @@ def _inputs_sklearn(name: str) -> Callable[..., dict[str, np.ndarray]]:
 
 
 MODELS: dict[str, tuple[Callable[[Path], None], Callable[..., dict[str, np.ndarray]]]] = {
-    "resnet50": (_build_resnet50, _inputs_resnet50),
+    "resnet50": (_build_resnet50, _inputs_image),
     "bert_base": (_build_bert, _inputs_bert),
     "mlp": (_build_mlp, _inputs_mlp),
     "tiny10": (_build_tiny10, _inputs_tiny10),
     "iris_forest": (_build_iris_forest, _inputs_sklearn("iris_forest")),
     "big_forest": (_build_big_forest, _inputs_sklearn("big_forest")),
     "logreg": (_build_logreg, _inputs_sklearn("logreg")),
+    "mobilenet": (_build_mobilenet, _inputs_image),
+    "lstm": (_build_lstm, _inputs_lstm),
+    "gpt2": (_build_gpt2, _inputs_gpt2),
+    "iris_forest100": (_build_iris_forest100, _inputs_sklearn("iris_forest100")),
+    "knn": (_build_knn, _inputs_sklearn("knn")),
+    "lightgbm": (_build_lightgbm, _inputs_sklearn("lightgbm")),
 }
-SKLEARN_MODELS = frozenset({"iris_forest", "big_forest", "logreg"})
+SKLEARN_MODELS = frozenset(
+    {"iris_forest", "big_forest", "logreg", "iris_forest100", "knn", "lightgbm"}
+)
 
 
 def build(name: str) -> Path:

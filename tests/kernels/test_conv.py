@@ -11,6 +11,7 @@ import itertools
 import numpy as np
 import pytest
 
+from onnxpy.kernels.scratch import scratch
 from tests.kernels import single_node
 
 RNG = np.random.default_rng(7)
@@ -107,6 +108,33 @@ def test_conv_depthwise_with_multiplier(strides):
     expected = naive_conv(x, w, b, strides, [1, 0, 2, 1], [2, 1], group=3)
     np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
     assert y.flags.c_contiguous
+
+
+@pytest.mark.parametrize(
+    ("spatial", "kernel", "strides", "dilations", "pads"),
+    [
+        ((9,), (3,), [2], [1], [1, 0]),  # 1-D, odd length, stride 2
+        ((7, 8), (3, 3), [2, 2], [1, 1], [0, 0, 1, 1]),  # TF "same" pad, odd x even
+        ((11, 10), (5, 3), [3, 2], [1, 2], [2, 1, 0, 1]),  # phases of unequal length
+        ((6, 5), (3, 3), [2, 2], [2, 2], [2, 2, 2, 2]),  # dilation 2 at stride 2: one phase
+        ((4, 5, 6), (3, 2, 3), [2, 1, 2], [1, 1, 1], [1, 0, 1, 1, 1, 0]),  # 3-D
+        ((1, 1), (3, 3), [2, 2], [1, 1], [1, 1, 1, 1]),  # one output pixel
+        ((3, 3), (1, 1), [2, 2], [1, 1], [1, 1, 1, 1]),  # 1x1 with padding
+    ],
+)
+def test_conv_depthwise_stride_phases(spatial, kernel, strides, dilations, pads):
+    """The stride-phase planes give every tap one contiguous run: check them against the loop
+    definition on shapes whose phases differ in length, with dilations, 1-D to 3-D."""
+    x = RNG.standard_normal((2, 4, *spatial)).astype(np.float32)
+    w = RNG.standard_normal((4, 1, *kernel)).astype(np.float32)
+    attrs = dict(group=4, pads=pads, strides=strides, dilations=dilations)
+    expected = naive_conv(
+        x.astype(np.float64), w.astype(np.float64), None, strides, pads, dilations, group=4
+    )
+    for _ in range(2):  # the phase planes come from the reused scratch buffer: poison it
+        scratch((1 << 16,), dtype=np.float32)[0].fill(np.nan)
+        y = run("Conv", [x, w], constants=(1,), **attrs)
+        np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_conv_1x1_pointwise_grouped():

@@ -99,6 +99,25 @@ def test_pow_keeps_base_type():
     np.testing.assert_array_equal(y, [1, 9])  # sqrt(2) = 1.41 truncated
 
 
+@pytest.mark.parametrize("exponent", [2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("exp_dtype", [np.float32, np.int64, np.float64])
+def test_pow_by_products_matches_power(exponent, dtype, exp_dtype):
+    """Squares and cubes are computed as products: within 2 ulp of NumPy's pow, same
+    infinities, NaNs, signed zeros and overflow, the base's type and the broadcast shape."""
+    x = np.random.default_rng(3).standard_normal((4, 33)).astype(dtype) * 3
+    x[0, :6] = [np.inf, -np.inf, np.nan, -0.0, 0.0, np.finfo(dtype).max]
+    e = np.array([[exponent]], dtype=exp_dtype)  # 2-D exponent: the result shape is x's
+    y = run("Pow", [x, e], opset=15)
+    with np.errstate(all="ignore"):
+        expected = np.power(x.astype(np.float64), float(exponent)).astype(dtype)
+    assert y.dtype == dtype and y.shape == x.shape
+    np.testing.assert_array_equal(np.signbit(y), np.signbit(expected))
+    np.testing.assert_allclose(y, expected, rtol=4 * np.finfo(dtype).eps, atol=0)
+    one = run("Pow", [np.array([2.0], dtype), np.array([[[exponent]]], exp_dtype)], opset=15)
+    assert one.shape == (1, 1, 1)  # a higher-rank exponent broadcasts the result up
+
+
 def test_pow_integer_negative_exponent():
     y = run("Pow", [np.array([2, -1, 1], np.int32), np.array([-1, -3, -2], np.int32)], opset=15)
     np.testing.assert_array_equal(y, [0, -1, 1])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from onnx import TensorProto as T
+from onnx.helper import np_dtype_to_tensor_dtype
 
 import onnxpy
 from tests.kernels.single_node import run_named as run_node
@@ -237,3 +238,43 @@ def test_top_k_opset1_attribute():
 def test_top_k_too_large_raises():
     with pytest.raises(onnxpy.errors.OnnxpyError, match="out of range"):
         run_node("TopK", {"x": np.array([1, 2], F), "k": i64(3)}, [T.FLOAT, T.INT64])
+
+
+@pytest.mark.parametrize("largest", [0, 1])
+@pytest.mark.parametrize(
+    ("shape", "axis", "k", "dtype"),
+    [
+        ((5, 5000), -1, 5, np.float32),  # skl2onnx's nearest neighbours
+        ((3, 200, 4), 1, 7, np.float64),  # a middle axis
+        ((4, 64), 1, 16, np.int8),  # many ties; k at the n/4 limit
+        ((2, 100), 1, 1, np.uint8),  # k = 1, unsigned
+        ((6, 300), 0, 1, np.int64),  # axis too short: the full sort
+    ],
+)
+def test_top_k_partial_selection_matches_full_sort(largest, shape, axis, k, dtype):
+    """The partial-selection path against a stable full sort written here: values, and the
+    lower index first among equal values, with heavy ties at the k-th value."""
+    rng = np.random.default_rng(9)
+    if np.dtype(dtype).kind == "f":
+        x = rng.integers(-20, 20, shape).astype(dtype) / 4  # repeated values
+    else:
+        lo = 0 if np.dtype(dtype).kind == "u" else -20
+        x = rng.integers(lo, lo + 40, shape).astype(dtype)
+    out_types = [_elem(dtype), T.INT64]
+    v, i = run_node("TopK", {"x": x, "k": i64(k)}, out_types, axis=axis, largest=largest)
+    xm = np.moveaxis(x, axis, -1).astype(np.float64)
+    key = -xm if largest else xm
+    order = np.argsort(key, axis=-1, kind="stable")[..., :k]
+    same(i, np.moveaxis(order, -1, axis).astype(np.int64))
+    same(v, np.take_along_axis(x, i, axis=axis))
+
+
+def test_top_k_nan_rows_take_the_full_sort():
+    x = np.arange(200, dtype=F).reshape(2, 100)
+    x[0, 3] = np.nan
+    v, i = run_node("TopK", {"x": x, "k": i64(3)}, [T.FLOAT, T.INT64], largest=0)
+    same(i, i64([0, 1, 2], [0, 1, 2]))
+
+
+def _elem(dtype):
+    return np_dtype_to_tensor_dtype(np.dtype(dtype))

@@ -15,7 +15,7 @@ from onnx import TensorProto, helper
 
 import onnxpy
 from onnxpy.kernels import registered_ops
-from onnxpy.kernels.ai_onnx_ml import trees
+from onnxpy.kernels.ai_onnx_ml import _tree_eval, _tree_walk
 from onnxpy.types import elem_type_of
 from tests.kernels import single_node
 from tests.kernels.random_trees import plain_walk, random_forest
@@ -105,8 +105,8 @@ def test_tree_regressor_int_and_double_inputs():
 
 def test_tree_regressor_sparse_votes_and_small_blocks(monkeypatch):
     # The same hand-worked SUM/MIN results through the sparse vote table and tiny row blocks.
-    monkeypatch.setattr(trees, "_DENSE_LIMIT", 0)
-    monkeypatch.setattr(trees, "_PAIRS_PER_BLOCK", 1)
+    monkeypatch.setattr(_tree_eval, "_DENSE_LIMIT", 0)
+    monkeypatch.setattr(_tree_walk, "_PAIRS_PER_BLOCK", 1)
     y = run("TreeEnsembleRegressor", [X_TREES], **_regressor())
     np.testing.assert_allclose(y, [[12, 5], [13, 0], [21, -4]])
     y = run("TreeEnsembleRegressor", [X_TREES], **_regressor(aggregate_function="MIN"))
@@ -753,7 +753,7 @@ def test_tree_batch_rows_and_threads_agree_bit_for_bit(monkeypatch):
     whole = run("TreeEnsembleRegressor", [x], **attrs)
     one_by_one = np.concatenate([run("TreeEnsembleRegressor", [r[None]], **attrs) for r in x[:40]])
     np.testing.assert_array_equal(whole[:40], one_by_one)
-    monkeypatch.setattr(trees, "_PAIRS_PER_THREAD", 64)
-    monkeypatch.setattr(trees, "kernel_threads", lambda: 3)
-    monkeypatch.setattr(trees, "_PAIRS_PER_BLOCK", 50)
+    monkeypatch.setattr(_tree_eval, "_PAIRS_PER_THREAD", 64)
+    monkeypatch.setattr(_tree_eval, "kernel_threads", lambda: 3)
+    monkeypatch.setattr(_tree_walk, "_PAIRS_PER_BLOCK", 50)
     np.testing.assert_array_equal(run("TreeEnsembleRegressor", [x], **attrs), whole)

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from onnx import AttributeProto, helper
 
-from onnxpy.kernels.ai_onnx_ml import linear, trees
+from onnxpy.kernels.ai_onnx_ml import _tree_eval as trees
+from onnxpy.kernels.ai_onnx_ml import linear
 from onnxpy.kernels.registry import lookup
 from onnxpy.runtime.attributes import decode_attribute
 from tests.kernels.random_trees import TRUE_SIDE, plain_walk, random_forest, regressor_session

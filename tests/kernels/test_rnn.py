@@ -239,3 +239,76 @@ def test_rnn_hardsigmoid_defaults_and_zero_length_entry_keeps_initial_state():
     np.testing.assert_allclose(y[:, 0, 1, 0], expected, rtol=1e-12)
     assert np.all(y[:, 0, 0] == 0)
     assert yh[0, 0, 0] == 0.25 and yh[0, 1, 0] == expected[-1]
+
+
+# -- the in-place time loops (default activations, no clip, full lengths) ------------------------
+
+
+def _recurrent_inputs(op, directions, batch, hid=5, inp=3, steps=6, dtype=np.float32):
+    gates = {"LSTM": 4, "GRU": 3}[op]
+    x = RNG.standard_normal((steps, batch, inp)).astype(dtype)
+    w = RNG.standard_normal((directions, gates * hid, inp)).astype(dtype)
+    r = RNG.standard_normal((directions, gates * hid, hid)).astype(dtype)
+    b = RNG.standard_normal((directions, 2 * gates * hid)).astype(dtype)
+    h0 = RNG.standard_normal((directions, batch, hid)).astype(dtype)
+    ins = [x, w, r, b, None, h0]
+    if op == "LSTM":
+        ins.append(RNG.standard_normal((directions, batch, hid)).astype(dtype))
+    return ins, hid
+
+
+@pytest.mark.parametrize(("op", "linear_before_reset"), [("LSTM", 0), ("GRU", 0), ("GRU", 1)])
+@pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_fast_loop_matches_general_loop(op, direction, batch, linear_before_reset):
+    """A clip no value reaches takes the general per-step path: both must agree."""
+    dirs = 2 if direction == "bidirectional" else 1
+    ins, hid = _recurrent_inputs(op, dirs, batch)
+    outs = ["Y", "Y_h"] + (["Y_c"] if op == "LSTM" else [])
+    attrs = dict(hidden_size=hid, direction=direction, layout=batch % 2)  # batch 1: layout 1
+    if op == "GRU":
+        attrs["linear_before_reset"] = linear_before_reset
+    if attrs["layout"]:
+        ins = [
+            None
+            if a is None
+            else np.ascontiguousarray(np.swapaxes(a, 0, 1))
+            if k in (0, 5, 6)
+            else a
+            for k, a in enumerate(ins)
+        ]
+    fast = run(op, ins, len(outs), **attrs)
+    general = run(op, ins, len(outs), clip=1e30, **attrs)
+    for a, e in zip(fast, general, strict=True):
+        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-6)
+        assert a.shape == e.shape and a.dtype == e.dtype
+
+
+@pytest.mark.parametrize("op", ["LSTM", "GRU"])
+def test_fast_loop_against_onnxruntime(op):
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    ins, hid = _recurrent_inputs(op, 2, 2)
+    names = ["X", "W", "R", "B", "", "H0"] + (["C0"] if op == "LSTM" else [])
+    outs = ["Y", "Y_h"] + (["Y_c"] if op == "LSTM" else [])
+    attrs = dict(hidden_size=hid, direction="bidirectional")
+    if op == "GRU":
+        attrs["linear_before_reset"] = 1  # as PyTorch exports it
+    node = helper.make_node(op, names, outs, **attrs)
+    f = TensorProto.FLOAT
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info(n, f, a.shape) for n, a in zip(names, ins) if n],
+        [helper.make_tensor_value_info(n, f, None) for n in outs],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    feeds = {n: a for n, a in zip(names, ins) if n}
+    expected = ort.InferenceSession(
+        model.SerializeToString(), providers=["CPUExecutionProvider"]
+    ).run(None, feeds)
+    got = run(op, ins, len(outs), opset=14, **attrs)
+    for a, e in zip(got, expected, strict=True):
+        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)

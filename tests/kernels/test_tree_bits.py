@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from onnx import TensorProto
 
-from onnxpy.kernels.ai_onnx_ml import _tree_bits, trees
+from onnxpy.kernels.ai_onnx_ml import _tree_bits
+from onnxpy.kernels.ai_onnx_ml import _tree_eval as trees
 from tests.kernels.random_trees import plain_walk, random_forest, regressor_session
 
 ORDERED = ["BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT"]

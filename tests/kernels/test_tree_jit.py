@@ -18,7 +18,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import onnxpy
-from onnxpy.kernels.ai_onnx_ml import trees
+from onnxpy.kernels.ai_onnx_ml import _tree_eval as trees
 from onnxpy.kernels.registry import lookup
 
 ML = "ai.onnx.ml"
@@ -91,6 +91,7 @@ def _x(n, seed, dtype=np.float32, nan=0.1, offsets=(0.0, 0.25)):
 def _build(monkeypatch, op, since, jit, attrs):
     monkeypatch.setattr(trees, "_JIT_DISABLED", not jit)
     monkeypatch.setattr(trees, "_JIT_MIN_WALK", 0)  # small test forests take the jit too
+    monkeypatch.setattr(trees, "_JIT_MIN_NODES", 0)
     fn = lookup(ML, op, since).fn(None, **attrs)
     monkeypatch.undo()
     return fn
@@ -267,7 +268,7 @@ def _runner_of(fn):
 
 
 @pytest.mark.parametrize("kind", ["classifier", "regressor"])
-def test_sklearn_forests_match_onnxruntime(kind):
+def test_sklearn_forests_match_onnxruntime(kind, monkeypatch):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("skl2onnx")
     from skl2onnx import to_onnx
@@ -285,6 +286,7 @@ def test_sklearn_forests_match_onnxruntime(kind):
     opts = {id(model): {"zipmap": False}} if kind == "classifier" else None
     data = to_onnx(model, x[:1], options=opts).SerializeToString()
     ref = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    monkeypatch.setattr(trees, "_JIT_MIN_NODES", 0)  # ~8,000 nodes: below the real threshold
     sess = onnxpy.InferenceSession(data)
     if trees._jit_module() is not None:  # 110 trees x 10 levels: the compiled walk
         assert _runner_of(sess._plan_for(None).steps[0].fn).jit is not None
@@ -314,7 +316,7 @@ def test_numba_is_imported_only_when_a_compiled_kernel_is_built():
     code = (
         "import sys, onnxpy\n"
         "print('numba' in sys.modules)\n"
-        "from onnxpy.kernels.ai_onnx_ml import trees\n"
+        "from onnxpy.kernels.ai_onnx_ml import _tree_eval as trees\n"
         "print(trees._jit_module() is not None)\n"
     )
     lines = _python(code).splitlines()
@@ -328,7 +330,8 @@ def test_numba_is_imported_only_when_a_compiled_kernel_is_built():
 
 
 def test_small_forest_does_not_load_numba():
-    """Below trees x levels = _JIT_MIN_WALK the NumPy walk serves (no LLVM in the process)."""
+    """Below _JIT_MIN_WALK trees x levels (or _JIT_MIN_NODES nodes) the NumPy walk serves (no
+    LLVM in the process)."""
     code = (
         "import sys, numpy as np, onnxpy\n"
         "from onnx import TensorProto, helper\n"
@@ -353,7 +356,7 @@ def test_small_forest_does_not_load_numba():
 def test_disable_jit_environment_variable():
     code = (
         "import sys\n"
-        "from onnxpy.kernels.ai_onnx_ml import trees\n"
+        "from onnxpy.kernels.ai_onnx_ml import _tree_eval as trees\n"
         "print(trees._jit_module() is None, 'numba' in sys.modules)\n"
     )
     assert _python(code, ONNXPY_DISABLE_JIT="1") == "True False"

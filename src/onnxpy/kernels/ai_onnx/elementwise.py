@@ -218,6 +218,15 @@ def _power(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return np.power(x.astype(np.int64) if x.dtype.kind == "i" else x, y64)
     if x.dtype.kind in "iu":
         return np.power(x.astype(np.float64), y)
+    if y.size == 1 and y.ndim <= x.ndim and x.dtype.kind == "f":
+        # GELU's x**3 and squares: NumPy's float32 pow runs ~400x slower than multiplying
+        # (12.5 ms vs 0.03 ms on [1, 64, 1536]); products are within 2 ulp of pow.
+        e = y.reshape(-1)[0]
+        if e == 2:
+            return np.multiply(x, x)
+        if e == 3:
+            sq = np.multiply(x, x)
+            return np.multiply(sq, x, out=sq)
     return np.power(x, y)
 
 

@@ -10,14 +10,28 @@ by the activation functions that take that parameter (others use the ONNX defaul
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from onnxpy.kernels.registry import register
+from onnxpy.kernels.threads import one_blas_thread
 
 Activation = Callable[[np.ndarray], np.ndarray]
+
+
+def _blas_on_one_thread(kernel: Callable[..., tuple]) -> Callable[..., tuple]:
+    """Run ``kernel`` with BLAS on one thread: its time loop is a chain of small GEMVs
+    (see ``kernels.threads.one_blas_thread``)."""
+
+    @functools.wraps(kernel)
+    def run(*args, **kwargs):
+        with one_blas_thread:
+            return kernel(*args, **kwargs)
+
+    return run
 
 
 # -- activation functions ------------------------------------------------------------------------
@@ -99,6 +113,15 @@ def _activations(
         beta = next(beta_iter, default_beta) if default_beta is not None else 0.0
         funcs.append(_make(key, float(alpha), float(beta)))
     return [funcs[d * count : (d + 1) * count] for d in range(num_directions)]
+
+
+def _default_functions(names: list | None, defaults: tuple[str, ...]) -> bool:
+    """True when ``activations`` is omitted or names exactly the defaults (per direction)."""
+    if not names:
+        return True
+    low = [(n.decode() if isinstance(n, bytes) else str(n)).lower() for n in names]
+    want = [d.lower() for d in defaults]
+    return low in (want, want * 2)
 
 
 # -- shared driver -------------------------------------------------------------------------------
@@ -247,10 +270,96 @@ def _biases(b: object, d: int, gates: int, hidden: int, cdt: np.dtype):
     return row[: gates * hidden], row[gates * hidden :]
 
 
+_GRU_DEFAULTS = ("Sigmoid", "Tanh")
+_LSTM_DEFAULTS = ("Sigmoid", "Tanh", "Tanh")
+
+
+# -- fast time loops for the common case ---------------------------------------------------------
+#
+# Default activations, no clip, full-length sequences (and for LSTM no peepholes, no coupled
+# gates): the time loop then works in place on a few preallocated [B, G*H] rows. Sigmoid is
+# 0.5 * tanh(0.5 * x) + 0.5, so the sigmoid gates' input projections (and recurrent weights)
+# are halved once, outside the loop (exact: a power of two), and one tanh call serves every
+# gate of a step. Per LSTM step that is 10 NumPy calls instead of ~25 (and none allocates).
+
+
+def _halved(a: np.ndarray, upto: int) -> np.ndarray:
+    """A copy of ``a`` with its last axis' first ``upto`` entries halved."""
+    out = np.array(a, copy=True)
+    out[..., :upto] *= 0.5
+    return out
+
+
+def _lstm_direction(c: _Common, w, r, wb, rb, h0, c0, reverse: bool):
+    hid = c.hidden
+    proj = _halved(_projection(c, w, wb + rb), 3 * hid)  # [T, B, 4H]: i, o, f halved
+    rt = np.array(r, copy=True)  # [4H, H]: rows of i, o, f halved
+    rt[: 3 * hid] *= 0.5
+    rt = rt.T  # [H, 4H]
+    seq_len, batch = proj.shape[:2]
+    ys = np.empty((seq_len, batch, hid), dtype=proj.dtype)
+    gates = np.empty((batch, 4 * hid), dtype=proj.dtype)
+    tmp = np.empty((batch, hid), dtype=proj.dtype)
+    cell = np.array(c0, copy=True)
+    h = h0
+    sig = gates[:, : 3 * hid]
+    i, o, f, cand = (gates[:, k * hid : (k + 1) * hid] for k in range(4))
+    for s in range(seq_len - 1, -1, -1) if reverse else range(seq_len):
+        np.matmul(h, rt, out=gates)
+        gates += proj[s]
+        np.tanh(gates, out=gates)
+        sig *= 0.5
+        sig += 0.5
+        cell *= f
+        np.multiply(i, cand, out=tmp)
+        cell += tmp
+        np.tanh(cell, out=tmp)
+        h = ys[s]
+        np.multiply(o, tmp, out=h)
+    return ys, [np.array(h), cell]
+
+
+def _gru_direction(c: _Common, w, r, bias, rbh, h0, reverse: bool, linear_before_reset: int):
+    hid = c.hidden
+    proj = _halved(_projection(c, w, bias), 2 * hid)  # [T, B, 3H]: z, r halved
+    rd = np.array(r, copy=True)
+    rd[: 2 * hid] *= 0.5
+    r_zr, r_h = rd[: 2 * hid].T, rd[2 * hid :].T
+    seq_len, batch = proj.shape[:2]
+    ys = np.empty((seq_len, batch, hid), dtype=proj.dtype)
+    zr = np.empty((batch, 2 * hid), dtype=proj.dtype)
+    hh = np.empty((batch, hid), dtype=proj.dtype)
+    tmp = np.empty((batch, hid), dtype=proj.dtype)
+    z, rg = zr[:, :hid], zr[:, hid:]
+    h = h0
+    for s in range(seq_len - 1, -1, -1) if reverse else range(seq_len):
+        step = proj[s]
+        np.matmul(h, r_zr, out=zr)
+        zr += step[:, : 2 * hid]
+        np.tanh(zr, out=zr)
+        zr *= 0.5
+        zr += 0.5
+        if linear_before_reset:
+            np.matmul(h, r_h, out=hh)
+            hh += rbh
+            hh *= rg
+        else:
+            np.multiply(rg, h, out=tmp)
+            np.matmul(tmp, r_h, out=hh)
+        hh += step[:, 2 * hid :]
+        np.tanh(hh, out=hh)
+        np.subtract(h, hh, out=tmp)  # h' = hh + z * (h - hh)
+        tmp *= z
+        h = ys[s]
+        np.add(hh, tmp, out=h)
+    return ys, [np.array(h)]
+
+
 # -- RNN -----------------------------------------------------------------------------------------
 
 
 @register("RNN", since=(1, 7, 14, 22))
+@_blas_on_one_thread
 def rnn(
     x,
     w,
@@ -296,6 +405,7 @@ def rnn(
 
 
 @register("GRU", since=(1, 3, 7, 14, 22))
+@_blas_on_one_thread
 def gru(
     x,
     w,
@@ -319,10 +429,11 @@ def gru(
     c = _common(x, r, sequence_lens, direction, layout, hidden_size, clip)
     cdt, hid = c.x.dtype, c.hidden
     funcs = _activations(
-        activations, activation_alpha, activation_beta, ("Sigmoid", "Tanh"), c.num_directions
+        activations, activation_alpha, activation_beta, _GRU_DEFAULTS, c.num_directions
     )
     h0 = _initial(initial_h, c, layout)
     clip_fn = _clip(c)
+    fast = c.clip is None and c.lens is None and _default_functions(activations, _GRU_DEFAULTS)
     ys, finals = [], []
     for d, reverse in enumerate(c.directions):
         wb, rb = _biases(b, d, 3, hid, cdt)
@@ -334,6 +445,12 @@ def gru(
             rbh = rb[2 * hid :]
         else:
             bias, rbh = wb + rb, None
+        if fast:
+            wd = _weight(w, cdt)[d]
+            y, st = _gru_direction(c, wd, rd, bias, rbh, h0[d], reverse, linear_before_reset)
+            ys.append(y)
+            finals.append(st)
+            continue
 
         def cell(xp, states, r_zr=r_zr, r_h=r_h, f=f, g=g, rbh=rbh):
             h = states[0]
@@ -355,6 +472,7 @@ def gru(
 
 
 @register("LSTM", since=(1, 7, 14, 22))
+@_blas_on_one_thread
 def lstm(
     x,
     w,
@@ -383,15 +501,28 @@ def lstm(
         activations,
         activation_alpha,
         activation_beta,
-        ("Sigmoid", "Tanh", "Tanh"),
+        _LSTM_DEFAULTS,
         c.num_directions,
     )
     h0 = _initial(initial_h, c, layout)
     c0 = _initial(initial_c, c, layout)
     clip_fn = _clip(c)
+    fast = (
+        p is None
+        and not input_forget
+        and c.clip is None
+        and c.lens is None
+        and _default_functions(activations, _LSTM_DEFAULTS)
+    )
     ys, finals = [], []
     for d, reverse in enumerate(c.directions):
         wb, rb = _biases(b, d, 4, hid, cdt)
+        if fast:
+            wd, rd = _weight(w, cdt)[d], _weight(r, cdt)[d]
+            y, st = _lstm_direction(c, wd, rd, wb, rb, h0[d], c0[d], reverse)
+            ys.append(y)
+            finals.append(st)
+            continue
         rt = _weight(r, cdt)[d].T
         if p is None:
             pi = po = pf = np.zeros(hid, dtype=cdt)

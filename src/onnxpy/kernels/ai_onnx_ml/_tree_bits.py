@@ -1,6 +1,6 @@
 """Leaf finding by bit masks for small forests at large batches (the QuickScorer idea).
 
-A level walk (``trees._walk_packed``) costs ``depth`` dependent gathers over every
+A level walk (``_tree_eval._walk_packed``) costs ``depth`` dependent gathers over every
 (row, tree) pair. Here every tree's leaves get one bit each, numbered left to right with the
 true child's subtree first. An interior node whose condition is false rules out the leaves of
 its true subtree; the leaf a row reaches is then the lowest bit no false node cleared
@@ -85,7 +85,7 @@ class BitForest:
         self.base = (np.arange(n_trees, dtype=np.intp) * _BITS)[:, None]
         self.n_trees = n_trees
         self.block = max(1, _CELLS_PER_BLOCK // max(1, n_trees))
-        # Estimated nanoseconds per row on 2 cores (trees._Runner weighs it against the level
+        # Estimated nanoseconds per row on 2 cores (_tree_eval._Runner weighs it against the level
         # walk's): a binary search per used feature (branchy, about 6 ns a level), plus per
         # tree a gather and an AND per used feature and about six passes for the lowest bit.
         searches = sum(6 * np.log2(len(k) + 1) for k in self.keys32)

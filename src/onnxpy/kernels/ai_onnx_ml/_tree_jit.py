@@ -1,7 +1,7 @@
 """Compiled (numba) traversal of the flat forests that ``trees`` builds.
 
 Imported only when a tree-ensemble kernel is built and numba is importable (see
-``trees._jit_module``). Each (row, tree) pair is walked in compiled code, one node at a
+``_tree_eval._jit_module``). Each (row, tree) pair is walked in compiled code, one node at a
 time, and the reached leaf's votes are added to the row's scores in tree order, the order
 the NumPy path reduces them in, so both paths agree bit for bit.
 
@@ -22,10 +22,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from onnxpy.kernels.ai_onnx_ml.trees import EQ, GT, GTE, LEAF, LEQ, LT, MEMBER, NEQ
+from onnxpy.kernels.ai_onnx_ml._tree_forest import EQ, GT, GTE, LEAF, LEQ, LT, MEMBER, NEQ
 from onnxpy.kernels.jit import compiled
 
-# Aggregate codes passed to the kernels (trees._AGGREGATES order).
+# Aggregate codes passed to the kernels (_tree_forest._AGGREGATES order).
 AVERAGE, SUM, MIN, MAX = range(4)
 
 
@@ -83,7 +83,7 @@ _start = njit(inline="always")(_start_impl)
 
 
 def _finish_impl(out, function, n_trees):
-    """As trees._finish_votes: MIN/MAX targets nobody voted for score 0; AVERAGE divides."""
+    """As _tree_eval._finish_votes: MIN/MAX targets nobody voted for score 0; AVERAGE divides."""
     for r in range(out.shape[0]):
         for k in range(out.shape[1]):
             if function == MIN or function == MAX:
@@ -342,7 +342,7 @@ class JitForest:
 
 def _sets(membership):
     """BRANCH_MEMBER sets as one sorted value array cut per set: ``values[start[k]:start[k+1]]``
-    holds set ``k``; ``set_of`` maps a node slot to its set (trees._Membership layout)."""
+    holds set ``k``; ``set_of`` maps a node slot to its set (_tree_forest._Membership layout)."""
     if membership is None or len(membership.keys) == 0:
         n_sets = 0 if membership is None else int(membership.slot.max(initial=-1)) + 1
         set_of = np.zeros(1, np.int64) if membership is None else membership.slot.astype(np.int64)

@@ -12,7 +12,9 @@ from onnxpy.passes.fusion.float16_compute import Float16Compute
 from onnxpy.passes.fusion.gelu import BiasGeluFusion, GeluFusion
 from onnxpy.passes.fusion.layer_norm import LayerNormFusion
 from onnxpy.passes.fusion.matmul_add import MatMulAddFusion
+from onnxpy.passes.fusion.pad_conv import PadConvFusion
 from onnxpy.passes.fusion.qdq import QDQFusion
+from onnxpy.passes.fusion.scan_cdist import ScanDistanceFusion
 from onnxpy.passes.fusion.skip_layer_norm import SkipLayerNormFusion
 
 __all__ = [
@@ -23,6 +25,8 @@ __all__ = [
     "ConvAddMulFusion",
     "ConvBatchNormFusion",
     "MatMulAddFusion",
+    "PadConvFusion",
+    "ScanDistanceFusion",
     "GeluFusion",
     "BiasGeluFusion",
     "SkipLayerNormFusion",
@@ -42,6 +46,8 @@ def fusion_passes() -> list[Pass]:
         LayerNormFusion(),
         SkipLayerNormFusion(),
         AttentionFusion(),
+        PadConvFusion(),
+        ScanDistanceFusion(),
         ConvBatchNormFusion(),
         ConvAddMulFusion(),
         MatMulAddFusion(),

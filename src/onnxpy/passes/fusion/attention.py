@@ -47,7 +47,7 @@ from onnx import NodeProto, TensorProto, helper, numpy_helper
 
 from onnxpy.passes.base import EXTENDED, Pass
 from onnxpy.passes.context import GraphContext
-from onnxpy.passes.fusion._pattern import FUSED_TYPES, MS, only_reader, standard_node
+from onnxpy.passes.fusion._pattern import FUSED_TYPES, MS, attribute, only_reader, standard_node
 from onnxpy.passes.shapes import dims_of, elem_type
 
 __all__ = ["AttentionFusion"]
@@ -57,15 +57,8 @@ _KEY_PERM = [0, 2, 3, 1]
 _LAST_TWO_PERM = [0, 1, 3, 2]
 
 
-def _attr(node: NodeProto, name: str) -> object:
-    for a in node.attribute:
-        if a.name == name:
-            return helper.get_attribute_value(a)
-    return None
-
-
 def _perm_is(node: NodeProto, perm: list[int]) -> bool:
-    p = _attr(node, "perm")
+    p = attribute(node, "perm")
     return p is not None and list(p) == perm
 
 
@@ -92,7 +85,7 @@ def _dim_piece(ctx: GraphContext, name: str) -> _Element | None:
     scalar = True
     if p is not None:
         node = p[1]
-        axes = _attr(node, "axes") if ctx.opset(node) < 13 else None
+        axes = attribute(node, "axes") if ctx.opset(node) < 13 else None
         if ctx.opset(node) >= 13:
             axes = _int_constant(ctx, node.input[1]) if len(node.input) > 1 else None
         if axes is None or list(axes) != [0]:
@@ -101,7 +94,7 @@ def _dim_piece(ctx: GraphContext, name: str) -> _Element | None:
     else:
         scalar = False
     g = standard_node(ctx, name, "Gather")
-    if g is None or len(g[1].input) != 2 or _attr(g[1], "axis") not in (None, 0):
+    if g is None or len(g[1].input) != 2 or attribute(g[1], "axis") not in (None, 0):
         return None
     idx = ctx.constant_value(g[1].input[1])
     if idx is None or idx.dtype.kind not in "iu" or idx.size != 1:
@@ -109,7 +102,7 @@ def _dim_piece(ctx: GraphContext, name: str) -> _Element | None:
     if idx.ndim != (0 if scalar else 1):
         return None
     s = standard_node(ctx, g[1].input[0], "Shape")
-    if s is None or _attr(s[1], "start") is not None or _attr(s[1], "end") is not None:
+    if s is None or attribute(s[1], "start") is not None or attribute(s[1], "end") is not None:
         return None
     t = s[1].input[0]
     dims = dims_of(ctx.type_of(t))
@@ -125,7 +118,7 @@ def _shape_elements(ctx: GraphContext, name: str) -> list[_Element] | None:
     if const is not None:
         return [("const", c) for c in const]
     p = standard_node(ctx, name, "Concat")
-    if p is None or _attr(p[1], "axis") != 0:
+    if p is None or attribute(p[1], "axis") != 0:
         return None
     out: list[_Element] = []
     for piece in p[1].input:
@@ -162,7 +155,7 @@ def _reshape_keeps(
     """Reshape ``node``'s shape is ``[src_dims[0], src_dims[1], *tail]``: the first two
     elements copy (0) or provably equal those dims; one tail element may be -1 when ``rest``
     (the static size of the source's trailing axes) is given and resolves it to its value."""
-    if len(node.input) != 2 or _attr(node, "allowzero") not in (None, 0):
+    if len(node.input) != 2 or attribute(node, "allowzero") not in (None, 0):
         return False
     elems = _shape_elements(ctx, node.input[1])
     if elems is None or len(elems) != 2 + len(tail):
@@ -367,7 +360,7 @@ class AttentionFusion(Pass):
     def _match(ctx: GraphContext, sm: NodeProto):
         if len(sm.input) != 1 or len(sm.output) != 1:
             return None
-        axis = _attr(sm, "axis")
+        axis = attribute(sm, "axis")
         if axis is None:
             axis = -1 if ctx.opset(sm) >= 13 else 1
         if axis not in (-1, 3):

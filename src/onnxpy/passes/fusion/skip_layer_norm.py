@@ -18,17 +18,16 @@ from onnx import NodeProto, helper
 
 from onnxpy.passes.base import EXTENDED, Pass
 from onnxpy.passes.context import GraphContext
-from onnxpy.passes.fusion._pattern import FUSED_TYPES, MS, bias_over_last_axis, standard_node
+from onnxpy.passes.fusion._pattern import (
+    FUSED_TYPES,
+    MS,
+    attribute,
+    bias_over_last_axis,
+    standard_node,
+)
 from onnxpy.passes.shapes import dims_of, elem_type
 
 __all__ = ["SkipLayerNormFusion"]
-
-
-def _attribute(node: NodeProto, name: str) -> object:
-    for a in node.attribute:
-        if a.name == name:
-            return helper.get_attribute_value(a)
-    return None
 
 
 def _defined_before(ctx: GraphContext, name: str, position: int) -> bool:
@@ -54,7 +53,7 @@ class SkipLayerNormFusion(Pass):
             if found is None:
                 continue
             k, inputs, removed, sum_out = found
-            eps = _attribute(ln, "epsilon")
+            eps = attribute(ln, "epsilon")
             ctx.use_domain(MS)
             fused = helper.make_node(
                 "SkipLayerNormalization",
@@ -74,11 +73,11 @@ class SkipLayerNormFusion(Pass):
     ) -> tuple[int, list[str], list[int], str | None] | None:
         if len(ln.input) < 2 or any(o for o in ln.output[1:]):
             return None
-        if _attribute(ln, "stash_type") not in (None, 1):
+        if attribute(ln, "stash_type") not in (None, 1):
             return None
         s = ln.input[0]
         dims = dims_of(ctx.type_of(s))
-        if dims is None or len(dims) != 3 or _attribute(ln, "axis") not in (None, -1, 2):
+        if dims is None or len(dims) != 3 or attribute(ln, "axis") not in (None, -1, 2):
             return None
         if elem_type(ctx.type_of(s)) not in FUSED_TYPES:
             return None
