@@ -30,6 +30,7 @@ EXIT_INTERRUPTED = 130
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "Train, convert and run a RandomForest on iris, checked against sklearn."),
     "run": ("run", "Run a model on random or given inputs."),
+    "serve": ("serve", "Serve models over KServe v2 REST and gRPC (Triton-compatible)."),
 }
 
 
@@ -78,6 +79,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     Examples:
       onnxpy demo
       onnxpy run model.onnx --batch 4
+      onnxpy serve model.onnx
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
