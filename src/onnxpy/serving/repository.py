@@ -79,6 +79,9 @@ class Repository:
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self._retiring: list[threading.Thread] = []
+        # Versions replaced by a change: retired only after the new table is published, so a
+        # lookup never finds a version that already refuses requests.
+        self._to_retire: list[ModelVersion] = []
 
     # -- discovery ------------------------------------------------------------------------------
     def discover(self) -> dict[str, ModelSource | Exception]:
@@ -123,7 +126,7 @@ class Repository:
             records = {n: ModelRecord(n, error="not loaded") for n in found}
             for name in sorted(names):
                 records[name] = self._load_record(name, found[name], None)
-            self._records = records
+            self._publish(records)
         if self.settings.model_control == "poll":
             self._poller = threading.Thread(target=self._poll_loop, name="onnxpy-poll", daemon=True)
             self._poller.start()
@@ -163,7 +166,7 @@ class Repository:
                 if old is not None and old.fingerprint == fingerprint:
                     continue
                 records[name] = self._load_record(name, source, old)
-            self._records = records
+            self._publish(records)
 
     # -- explicit control -----------------------------------------------------------------------
     def load(self, name: str, parameters: dict[str, Any] | None = None) -> None:
@@ -184,7 +187,7 @@ class Repository:
             records = dict(self._records)
             rec = self._load_record(name, found[name], records.get(name))
             records[name] = rec
-            self._records = records
+            self._publish(records)
         if not rec.ready:
             raise ModelLoadError(f"failed to load '{name}': {rec.reason}")
 
@@ -197,8 +200,8 @@ class Repository:
                 raise ModelNotFound(f"no model '{name}' in the repository")
             records = dict(self._records)
             records[name] = ModelRecord(name, source=rec.source, error="unloaded")
-            self._records = records
-        self._retire_record(rec)
+            self._retire_record(rec)
+            self._publish(records)
 
     def _require_explicit(self, what: str) -> None:
         if self.settings.model_control != "explicit":
@@ -269,10 +272,10 @@ class Repository:
         model.file_id = file_id
         return model
 
-    def _retire_record(self, rec: ModelRecord) -> None:
-        self._retire_versions(list(rec.versions.values()))
-
-    def _retire_versions(self, versions: list[ModelVersion]) -> None:
+    def _publish(self, records: dict[str, ModelRecord]) -> None:
+        """Swap in the new table, then retire what it no longer routes to (lock held)."""
+        self._records = records
+        versions, self._to_retire = self._to_retire, []
         if not versions:
             return
 
@@ -285,6 +288,13 @@ class Repository:
         t = threading.Thread(target=retire, name="onnxpy-retire", daemon=True)
         self._retiring = [r for r in self._retiring if r.is_alive()] + [t]
         t.start()
+
+    def _retire_record(self, rec: ModelRecord) -> None:
+        self._retire_versions(list(rec.versions.values()))
+
+    def _retire_versions(self, versions: list[ModelVersion]) -> None:
+        """Mark versions for retirement at the next publish (lock held)."""
+        self._to_retire.extend(versions)
 
     # -- reading --------------------------------------------------------------------------------
     def record(self, name: str) -> ModelRecord:

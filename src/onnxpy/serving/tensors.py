@@ -175,7 +175,8 @@ def decode_json(name: str, datatype: str, shape: tuple[int, ...], data: Any) -> 
                     f"is out of range for {datatype}"
                 )
         return values.astype(target).reshape(shape)
-    out = values.astype(target)
+    with np.errstate(over="ignore"):  # overflow is checked just below, with a clearer message
+        out = values.astype(target)
     if values.size and not np.isfinite(out).all() and np.isfinite(values).all():
         raise InvalidArgument(f"input '{name}': a value is out of range for {datatype}")
     return out.reshape(shape)
