@@ -230,6 +230,14 @@ def triton_repository(root: Path) -> dict[str, object]:
         dynamic_batching { max_queue_delay_microseconds: 300000 }
         """,
     )
+    save(slow_model(layers=8), root / "slowq" / "1" / "model.onnx")
+    write_config(
+        root / "slowq",
+        """
+        max_batch_size: 256
+        dynamic_batching { default_queue_policy { max_queue_size: 1 } }
+        """,
+    )
     save(dtypes_model(), root / "dtypes" / "1" / "model.onnx")
     cnn = cnn_model()
     (root / "cnn" / "1").mkdir(parents=True)

@@ -198,6 +198,37 @@ def test_tutorials_json_model_config_list(tmp_path):
         srv.stop()
 
 
-def test_unknown_config_fields_are_logged(server):
+def test_unknown_config_fields_are_logged_and_warmup_runs_before_ready(server):
     assert "config.pbtxt: fields onnxpy does not use were ignored" in server.log
     assert "ModelConfig.optimization" in server.log and "model_transaction_policy" in server.log
+    warm = server.log.index("model 'linear' version 1: warmup 'zeros' ran 1 time(s)")
+    assert warm < server.log.index("model 'linear' version 1 is ready")
+
+
+def test_a_full_queue_answers_503_at_once(server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import tritonclient.http as th
+
+    x = np.ones((256, 512), dtype=np.float32)
+
+    def send(_):
+        client = th.InferenceServerClient(server.http, network_timeout=120)
+        inp = th.InferInput("x", [256, 512], "FP32")
+        inp.set_data_from_numpy(x)
+        start = time.monotonic()
+        try:
+            client.infer("slowq", [inp])
+            return 200, "", time.monotonic() - start
+        except InferenceServerException as e:
+            return int(e.status()), e.message(), time.monotonic() - start
+
+    with ThreadPoolExecutor(6) as pool:
+        outcomes = list(pool.map(send, range(6)))
+    refused = [o for o in outcomes if o[0] == 503]
+    assert refused and all("max_queue_size" in message for _, message, _ in refused)
+    assert all(status in (200, 503) for status, _, _ in outcomes)
+    assert sum(status == 200 for status, _, _ in outcomes) >= 2  # one running, one queued
+    with server.client() as http:
+        text = http.get("/metrics").text
+    assert 'nv_inference_request_failure{model="slowq",reason="REJECTED",version="1"}' in text

@@ -82,10 +82,17 @@ class Scheduler:
         self._record = record_batch or (lambda *a: None)
         self._on_queue = on_queue_change or (lambda d: None)
         self._queue: deque[Work] = deque()
-        self._cond = threading.Condition()
+        self._queued_rows = 0
+        # One lock, two conditions, so that an arrival wakes only who can use it: an idle worker,
+        # or a worker gathering a batch once the queue holds enough rows to fill it. (Each
+        # wake-up costs a thread switch, which on a busy machine costs more than the model.)
+        self._lock = threading.Lock()
+        self._has_work = threading.Condition(self._lock)
+        self._can_fill = threading.Condition(self._lock)
         self._closing = False
         self._busy = 0
         self._gathering = 0
+        self._gathered_rows = 0
         self._workers = [
             threading.Thread(target=self._loop, name=f"onnxpy-{name}-{i}", daemon=True)
             for i in range(max(1, instances))
@@ -99,7 +106,7 @@ class Scheduler:
 
     def submit(self, work: Work) -> Future:
         """Queue a request; raises Unavailable at once when the queue is full or closing."""
-        with self._cond:
+        with self._lock:
             if self._closing:
                 raise Unavailable(f"model '{self.name}' is unloading")
             if self._max_queue and len(self._queue) >= self._max_queue:
@@ -109,19 +116,22 @@ class Scheduler:
                 )
             work.enqueued_ns = time.perf_counter_ns()
             self._queue.append(work)
-            # A worker gathering a batch must see every arrival; otherwise wake one idle worker.
-            if self._gathering:
-                self._cond.notify_all()
-            else:
-                self._cond.notify()
+            self._queued_rows += work.rows
+            if not self._gathering:
+                self._has_work.notify()
+            elif self._queued_rows + self._gathered_rows >= self._target:
+                self._can_fill.notify()
+                if self._queued_rows >= self._target:  # more than the gatherer can take
+                    self._has_work.notify()
         self._on_queue(1)
         return work.future
 
     def close(self, timeout: float | None = None) -> bool:
         """Finish what is queued and running, then stop the workers; True if they stopped."""
-        with self._cond:
+        with self._lock:
             self._closing = True
-            self._cond.notify_all()
+            self._has_work.notify_all()
+            self._can_fill.notify_all()
         deadline = None if timeout is None else time.monotonic() + timeout
         for w in self._workers:
             w.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
@@ -130,12 +140,12 @@ class Scheduler:
     # -- workers -------------------------------------------------------------------------------
     def _loop(self) -> None:
         while True:
-            with self._cond:
+            with self._lock:
                 while not self._queue and not self._closing:
-                    self._cond.wait()
+                    self._has_work.wait()
                 if not self._queue:
                     return
-                batch = self._take_batch() if self.batching else [self._queue.popleft()]
+                batch = self._take_batch() if self.batching else [self._pop()]
                 self._busy += 1
             self._on_queue(-len(batch))
             try:
@@ -146,12 +156,17 @@ class Scheduler:
                     if not w.future.done():
                         w.future.set_exception(e)
             finally:
-                with self._cond:
+                with self._lock:
                     self._busy -= 1
+
+    def _pop(self) -> Work:
+        work = self._queue.popleft()
+        self._queued_rows -= work.rows
+        return work
 
     def _take_batch(self) -> list[Work]:
         """Called with the lock held and a non-empty queue; see the module docstring."""
-        first = self._queue.popleft()
+        first = self._pop()
         batch, rows = [first], first.rows
         deadline = first.enqueued_ns + self._delay_ns
         while rows < self._target:
@@ -161,6 +176,7 @@ class Scheduler:
                 if w.key == first.key and rows + w.rows <= self.max_batch_size:
                     batch.append(w)
                     rows += w.rows
+                    self._queued_rows -= w.rows
                     if rows >= self._target:
                         break
                 else:
@@ -175,10 +191,12 @@ class Scheduler:
             if remaining <= 0:
                 break
             self._gathering += 1
+            self._gathered_rows += rows
             try:
-                self._cond.wait(remaining / 1e9)
+                self._can_fill.wait(remaining / 1e9)
             finally:
                 self._gathering -= 1
+                self._gathered_rows -= rows
         return batch
 
     def _execute(self, batch: list[Work]) -> None:

@@ -38,6 +38,15 @@ _LABELS = ("model", "version")
 _US_BUCKETS = (100, 250, 500, 1e3, 2.5e3, 5e3, 1e4, 2.5e4, 5e4, 1e5, 2.5e5, 5e5, 1e6, 5e6)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
+# (key, name, help, buckets) of the histograms Triton does not have
+_HISTOGRAMS = (
+    ("request", "nv_inference_request_histogram_us", "Request time, end to end (us)", _US_BUCKETS),
+    ("queue", "nv_inference_queue_histogram_us", "Time waiting in the queue (us)", _US_BUCKETS),
+    ("infer", "nv_inference_compute_infer_histogram_us", "Model execution time per batch (us)",
+     _US_BUCKETS),
+    ("batch", "nv_inference_batch_size_histogram", "Rows per model execution", _BATCH_BUCKETS),
+)  # fmt: skip
+
 # (Triton name, help, attribute of ModelStats holding the value, unit divisor ns -> us)
 _CUMULATIVE = (
     ("nv_inference_request_success", "Successful inference requests", "success_count", 1),
@@ -191,26 +200,11 @@ class ServerMetrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self._stats: dict[tuple[str, str], ModelStats] = {}
         self._lock = threading.Lock()
-        reg = self.registry
         self._histograms = {
-            "request": Histogram(
-                "nv_inference_request_histogram_us", "Request time, end to end (us)",
-                _LABELS, registry=reg, buckets=_US_BUCKETS,
-            ),
-            "queue": Histogram(
-                "nv_inference_queue_histogram_us", "Time waiting in the queue (us)",
-                _LABELS, registry=reg, buckets=_US_BUCKETS,
-            ),
-            "infer": Histogram(
-                "nv_inference_compute_infer_histogram_us", "Model execution time per batch (us)",
-                _LABELS, registry=reg, buckets=_US_BUCKETS,
-            ),
-            "batch": Histogram(
-                "nv_inference_batch_size_histogram", "Rows per model execution",
-                _LABELS, registry=reg, buckets=_BATCH_BUCKETS,
-            ),
-        }  # fmt: skip
-        reg.register(_TritonCollector(self))
+            key: Histogram(name, doc, _LABELS, registry=self.registry, buckets=buckets)
+            for key, name, doc, buckets in _HISTOGRAMS
+        }
+        self.registry.register(_TritonCollector(self))
 
     def register(self, model: str, version: str) -> ModelStats:
         with self._lock:

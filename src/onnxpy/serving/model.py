@@ -237,6 +237,8 @@ class ModelVersion:
                     raise ModelLoadError(
                         f"model '{self.name}': warmup '{entry.name}' failed: {e}"
                     ) from e
+            log.info("model '%s' version %d: warmup '%s' ran %d time(s)",
+                     self.name, self.version, entry.name, max(entry.count, 1))  # fmt: skip
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -269,16 +271,19 @@ class ModelVersion:
         self.scheduler.close(timeout)
 
     # -- requests -----------------------------------------------------------------------------
+    def _known(self, specs: dict[str, TensorSpec], name: str, what: str) -> TensorSpec:
+        spec = specs.get(name)
+        if spec is None:
+            raise InvalidArgument(
+                f"unexpected {what} '{name}' for model '{self.name}'; its {what}s are {list(specs)}"
+            )
+        return spec
+
     def decode(self, inputs: list[InputTensor]) -> tuple[dict[str, np.ndarray], int]:
         """Check and decode the request's inputs; returns the feeds and the rows they hold."""
         feeds: dict[str, np.ndarray] = {}
         for t in inputs:
-            spec = self._inputs.get(t.name)
-            if spec is None:
-                raise InvalidArgument(
-                    f"unexpected input '{t.name}' for model '{self.name}'; its inputs are "
-                    f"{list(self._inputs)}"
-                )
+            spec = self._known(self._inputs, t.name, "input")
             if t.name in feeds:
                 raise InvalidArgument(f"input '{t.name}' is given twice")
             if t.datatype != spec.datatype:
@@ -345,12 +350,7 @@ class ModelVersion:
             return tuple(self._outputs)
         names: list[str] = []
         for r in requested:
-            spec = self._outputs.get(r.name)
-            if spec is None:
-                raise InvalidArgument(
-                    f"unexpected output '{r.name}' for model '{self.name}'; its outputs are "
-                    f"{list(self._outputs)}"
-                )
+            spec = self._known(self._outputs, r.name, "output")
             if r.name in names:
                 raise InvalidArgument(f"output '{r.name}' is requested twice")
             if r.class_count < 0:

@@ -138,7 +138,8 @@ async def serve_async(settings: ServeSettings, stop: asyncio.Event | None = None
             stop.set()
             code = 3
         await stopping
-    log.info("draining: finishing requests in flight (up to %ss)", settings.drain_timeout)
+    inflight = sum(s.inflight for s in dataplane.metrics.all_stats())
+    log.info("draining: %d request(s) in flight get up to %ss", inflight, settings.drain_timeout)
     for server, _, _ in http:
         server.should_exit = True
     waits = [*tasks]

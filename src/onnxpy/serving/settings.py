@@ -46,7 +46,7 @@ class ServeSettings:
     max_queue_delay_us: int = 500
     max_queue_size: int = 0
     instance_count: int = 1
-    intra_op_threads: int = 0
+    intra_op_threads: int = 1
     max_request_size: int = 64 << 20
     max_url_length: int = 8192
     max_header_size: int = 16384
@@ -154,7 +154,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Executions of one model that run in parallel, when its config has no "
             "instance_group.", "N"),
     Setting("intra_op_threads", int,
-            "BLAS threads per session (0: onnxpy's default, all cores).", "N"),
+            "BLAS threads per session (0: all cores). One by default: a server runs requests "
+            "and batches in parallel, and spinning BLAS threads starve the event loop (measured "
+            "on 2 cores: MLP batched 158 -> 1,219 req/s, ResNet-50 0.7 -> 3.0 req/s at c=1).",
+            "N"),
     Setting("max_request_size", parse_size,
             "Largest request body (after decompression); larger ones get 413 before they are "
             "read.", "SIZE"),
