@@ -226,11 +226,11 @@ def triton_repository(root: Path) -> dict[str, object]:
     write_config(
         root / "lookup",
         """
-        max_batch_size: 16
-        dynamic_batching { max_queue_delay_microseconds: 300000 }
+        max_batch_size: 8
+        dynamic_batching { max_queue_delay_microseconds: 5000000 }
         """,
     )
-    save(slow_model(layers=8), root / "slowq" / "1" / "model.onnx")
+    save(slow_model(), root / "slowq" / "1" / "model.onnx")
     write_config(
         root / "slowq",
         """

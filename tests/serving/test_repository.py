@@ -211,11 +211,13 @@ def test_a_full_queue_answers_503_at_once(server):
     import tritonclient.http as th
 
     x = np.ones((256, 512), dtype=np.float32)
+    together = threading.Barrier(6)
 
     def send(_):
         client = th.InferenceServerClient(server.http, network_timeout=120)
         inp = th.InferInput("x", [256, 512], "FP32")
         inp.set_data_from_numpy(x)
+        together.wait(30)  # all six arrive at once: one runs, one waits, four are refused
         start = time.monotonic()
         try:
             client.infer("slowq", [inp])

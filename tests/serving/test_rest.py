@@ -259,6 +259,7 @@ def test_dynamic_batching_is_correct_under_concurrency(server):
 def test_bad_request_never_fails_its_batch_mates(server):
     from concurrent.futures import ThreadPoolExecutor
 
+    # 8 rows in all: the lookup model's max_batch_size, so the batch goes when all have arrived
     indices = [[1], [2, 3], [99], [0], [4, 5, 6]]
 
     def send(i: list[int]):

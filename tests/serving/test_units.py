@@ -298,19 +298,19 @@ def test_scheduler_merges_compatible_requests_and_splits_back_exactly():
 
 def test_preferred_batch_size_goes_at_once():
     run = Recorder()
+    # A delay far longer than the result timeout: only the preferred-size rule can answer.
     s = Scheduler(run, name="t", max_batch_size=16, preferred_batch_sizes=[4],
-                  max_queue_delay_us=5_000_000)  # fmt: skip
-    start = time.monotonic()
+                  max_queue_delay_us=600_000_000)  # fmt: skip
     futures = [s.submit(_work(np.ones((1, 2)) * i)) for i in range(4)]
     for f in futures:
-        f.result(timeout=10)
-    assert time.monotonic() - start < 2.5  # did not wait out the 5 s delay
+        f.result(timeout=30)
+    assert run.batches == [(4, 2)]
     s.close(5)
 
 
 def test_a_failing_batch_is_rerun_one_by_one():
     run = Recorder(delay=0.05, fail_on=13.0)
-    s = Scheduler(run, name="t", max_batch_size=8, max_queue_delay_us=200_000)
+    s = Scheduler(run, name="t", max_batch_size=4, max_queue_delay_us=5_000_000)
     xs = [np.full((1, 2), float(i)) for i in (1, 13, 2, 3)]
     futures = [s.submit(_work(x)) for x in xs]
     outcomes = []
@@ -325,15 +325,22 @@ def test_a_failing_batch_is_rerun_one_by_one():
 
 
 def test_full_queue_refuses_at_once():
-    run = Recorder(delay=0.3)
+    started, release = threading.Event(), threading.Event()
+
+    def run(feeds, outputs):
+        started.set()
+        release.wait(10)
+        return [feeds["x"]]
+
     s = Scheduler(run, name="m", max_queue_size=2)
     first = s.submit(_work(np.ones((1, 2))))
-    time.sleep(0.1)  # the worker took the first one
-    s.submit(_work(np.ones((1, 2))))
-    s.submit(_work(np.ones((1, 2))))
+    assert started.wait(10)  # the worker holds the first request; two more fill the queue
+    queued = [s.submit(_work(np.ones((1, 2)))) for _ in range(2)]
     with pytest.raises(Unavailable, match="max_queue_size"):
         s.submit(_work(np.ones((1, 2))))
-    first.result(timeout=10)
+    release.set()
+    for f in [first, *queued]:
+        f.result(timeout=10)
     s.close(5)
     with pytest.raises(Unavailable, match="unloading"):
         s.submit(_work(np.ones((1, 2))))
