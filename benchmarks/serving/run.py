@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_json:
         data = json.loads(Path(args.from_json).read_text())
         text = render([Point(**p) for p in data["points"]], data["soak"])
-        Path(args.from_json).with_name("results.md").write_text(text)
+        Path(args.from_json).with_suffix(".md").write_text(text)
         print(text)
         return 0
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
