@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("bench", "Time runtimes in fresh processes; table and bar chart."),
     "view": ("view", "The graph as a page (HTML/SVG, timings, diff) or in Netron."),
     "quantize": ("quantize", "Quantize a model (dynamic, static, int4 weight-only, float16)."),
+    "serve": ("serve", "Serve models over KServe v2 REST and gRPC (Triton-compatible)."),
 }
 
 
@@ -93,6 +94,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
       onnxpy compare model.onnx --against onnxruntime
       onnxpy bench model.onnx --batch 1,32 --plot bench.png
       onnxpy view model.onnx --html model.html
+      onnxpy serve model.onnx
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
