@@ -3,7 +3,10 @@
 Rules (from the Cast specification):
 - float -> float: IEEE rounding to nearest even, +/-inf when out of range;
 - integer -> integer: higher bits discarded (two's complement wrap), also for int4/int2;
-- float -> integer: truncation toward zero (out of range is undefined; int4/int2 wrap);
+- float -> integer: truncation toward zero. Out of range is undefined by the spec; for
+  int4/uint4/int2/uint2 onnxpy keeps the low bits of the truncated value (two's complement
+  wrap, the spec's rule for integer -> integer), and NaN/inf give 0: onnxruntime returns the
+  same for every integral value (ml_dtypes < 0.7 did too; 0.7 returns 0 instead);
 - anything -> bool: zero is False, everything else (NaN included) True;
 - float8 E4M3FN/E4M3FNUZ/E5M2/E5M2FNUZ: round to nearest even; ``saturate=1`` clamps
   out-of-range values and infinities to +/-max, ``saturate=0`` gives NaN (or inf for E5M2);
