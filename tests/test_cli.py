@@ -21,13 +21,16 @@ def test_demo_agrees_with_scikit_learn(tmp_path):
     assert res.rows == 45
     assert res.labels_equal == 45
     assert res.max_proba_diff <= 1e-5
+    assert res.served_labels_equal == 45  # served by `onnxpy serve`, queried over KServe v2
+    assert res.server_address.startswith("http://127.0.0.1:")
     assert res.agrees
     assert (tmp_path / "rf_iris.onnx").exists()
 
 
 def test_demo_command_exits_zero(tmp_path, capsys):
-    assert main(["demo", "--output-dir", str(tmp_path)]) == 0
-    assert "AGREES with scikit-learn" in capsys.readouterr().out
+    assert main(["demo", "--output-dir", str(tmp_path), "--no-serve"]) == 0
+    out = capsys.readouterr().out
+    assert "AGREES with scikit-learn" in out and "served" not in out
 
 
 def test_run_command(tmp_path, capsys):
