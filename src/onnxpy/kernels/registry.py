@@ -16,6 +16,7 @@ Kernel modules are imported on first use: ``onnxpy.kernels`` installs a loader (
 
 from __future__ import annotations
 
+import functools
 import inspect
 import sys
 from collections.abc import Callable
@@ -70,8 +71,6 @@ class Kernel:
     since: int
     fn: Callable[..., Any]
     factory: bool
-    # Attribute names the kernel understands; None means it takes **kwargs (anything).
-    attributes: frozenset[str] | None
     # Extra, declared needs: e.g. graph-valued attributes (If/Loop/Scan bodies).
     subgraph_attributes: tuple[str, ...] = ()
     # INTS/FLOATS attributes arrive as int64/float32 NumPy arrays instead of lists.
@@ -84,6 +83,14 @@ class Kernel:
     in_place: Callable[[int], Callable[..., Any]] | None = None
     # The module whose import registered this kernel (what the catalog imports on demand).
     module: str = ""
+
+    @functools.cached_property
+    def attributes(self) -> frozenset[str] | None:
+        """Attribute names the kernel understands; None means it takes **kwargs (anything).
+
+        Read from the signature when first asked (at planning): ``inspect.signature`` of
+        every kernel a module registers cost milliseconds per module at import."""
+        return _attribute_names(self.fn)
 
 
 def _registering_module() -> str:
@@ -144,7 +151,6 @@ def register(
     versions = since if isinstance(since, tuple) else (since,)
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
-        attrs = _attribute_names(fn)
         module = _registering_module()
         for v in versions:
             entries = _REGISTRY.setdefault((domain, op_type), [])
@@ -157,7 +163,6 @@ def register(
                     v,
                     fn,
                     factory,
-                    attrs,
                     tuple(subgraphs),
                     array_attributes=array_attributes,
                     fresh=fresh or in_place is not None,

@@ -25,7 +25,7 @@ from onnxpy.model.skeleton import infer_types
 from onnxpy.model.tensors import mappable
 from onnxpy.model.weights import InlineWeights, references
 from onnxpy.model.wire import LEAN_MIN_BYTES
-from onnxpy.passes import optimize
+from onnxpy.passes.manager import optimize_with_types
 from onnxpy.providers import resolve_providers
 from onnxpy.runtime.executor import execute, execute_profiled
 from onnxpy.runtime.feeds import compile_feed_check
@@ -89,14 +89,18 @@ def _value_types(model: onnx.ModelProto) -> dict[str, TypeProto]:
     except Exception:  # noqa: BLE001 - inference is advisory; the checker already passed
         return {}
     g = inferred.graph
-    types: dict[str, TypeProto] = {}
-    for vi in list(g.input) + list(g.output) + list(g.value_info):
-        if vi.type.WhichOneof("value"):
-            # A copy: a sub-message would keep the whole inferred model (attributes and all)
-            # alive for the session's lifetime.
-            types[vi.name] = tp = TypeProto()
-            tp.CopyFrom(vi.type)
-    return types
+    return _copies({vi.name: vi.type for vi in list(g.input) + list(g.output) + list(g.value_info)})
+
+
+def _copies(types: dict[str, TypeProto]) -> dict[str, TypeProto]:
+    """Copies of the known types: a sub-message would keep the whole inferred model
+    (attributes and all) alive for the session's lifetime."""
+    out: dict[str, TypeProto] = {}
+    for name, tp in types.items():
+        if tp.WhichOneof("value"):
+            out[name] = copy = TypeProto()
+            copy.CopyFrom(tp)
+    return out
 
 
 class InferenceSession(OrtSessionApi):
@@ -137,7 +141,7 @@ class InferenceSession(OrtSessionApi):
                 weights=loaded.weights,
             )
         # The optimizer edits a proto parsed here in place; a caller's ModelProto is copied.
-        loaded.proto = optimize(
+        loaded.proto, known_types = optimize_with_types(
             loaded.proto,
             level,
             base_dir=loaded.base_dir,
@@ -148,7 +152,7 @@ class InferenceSession(OrtSessionApi):
         self._loaded = loaded
         model = loaded.proto
         self._graph = model.graph
-        self._types = _value_types(model)
+        self._types = _value_types(model) if known_types is None else _copies(known_types)
         init_names = {i.name for i in model.graph.initializer}
         self._inputs = [NodeArg(vi) for vi in model.graph.input if vi.name not in init_names]
         self._overridable = [NodeArg(vi) for vi in model.graph.input if vi.name in init_names]
