@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from onnxpy.kernels.blas import set_blas_threads
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 __all__ = [
     "apply_intra_op_threads",
@@ -61,6 +64,8 @@ def kernel_threads() -> int:
 def worker_pool() -> ThreadPoolExecutor:
     """The process-wide pool of kernel worker threads, created on first use."""
     global _pool
+    from concurrent.futures import ThreadPoolExecutor
+
     with _pool_lock:
         if _pool is None:
             _pool = ThreadPoolExecutor(_MAX_WORKERS, thread_name_prefix="onnxpy-kernel")

@@ -29,7 +29,6 @@ from onnxpy.passes.manager import optimize_with_types
 from onnxpy.providers import resolve_providers
 from onnxpy.runtime.executor import execute, execute_profiled
 from onnxpy.runtime.feeds import compile_feed_check
-from onnxpy.runtime.lora import adapter_feeds
 from onnxpy.runtime.memory import keep_freed_memory
 from onnxpy.runtime.options import RunOptions, SessionOptions
 from onnxpy.runtime.outputs import detach_outputs
@@ -254,6 +253,8 @@ class InferenceSession(OrtSessionApi):
                 if not isinstance(name, str):
                     raise InvalidArgument(f"Output names must be strings, got {name!r}")
         if run_options is not None and "_active_adapters" in run_options.__dict__:
+            from onnxpy.runtime.lora import adapter_feeds
+
             input_feed = adapter_feeds(run_options, input_feed)  # LoRA tensors
         planned = self._plans.get(output_names)
         plan = planned.plan

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from onnxpy.errors import Fail, InvalidArgument, RuntimeException
 from onnxpy.providers import get_all_providers, resolve_providers
-from onnxpy.runtime.devices import OrtEpDevice, OrtMemoryInfo, cpu_ep_device, cpu_memory_info
-from onnxpy.runtime.iobinding import IOBinding
-from onnxpy.runtime.logs import log
-from onnxpy.runtime.ortvalue import OrtValue, OrtValueVector
+
+if TYPE_CHECKING:  # imported where used: a session that never meets them does not load them
+    from concurrent.futures import ThreadPoolExecutor
+
+    from onnxpy.runtime.devices import OrtEpDevice, OrtMemoryInfo
+    from onnxpy.runtime.iobinding import IOBinding
+    from onnxpy.runtime.ortvalue import OrtValue, OrtValueVector
 
 __all__ = ["OrtEpAssignedNode", "OrtEpAssignedSubgraph", "OrtSessionApi"]
 
@@ -30,6 +32,8 @@ _async_pool: list[ThreadPoolExecutor] = []
 
 
 def _async_executor() -> ThreadPoolExecutor:
+    from concurrent.futures import ThreadPoolExecutor
+
     with _async_lock:
         if not _async_pool:
             _async_pool.append(ThreadPoolExecutor(4, thread_name_prefix="onnxpy-run-async"))
@@ -57,6 +61,8 @@ class OrtEpAssignedSubgraph:
 
 
 def _feeds_from_ortvalues(feeds: dict[str, Any], what: str) -> dict[str, Any]:
+    from onnxpy.runtime.ortvalue import OrtValue
+
     if not isinstance(feeds, dict):
         raise InvalidArgument(f"{what}: feeds must be a dict of name -> OrtValue")
     out = {}
@@ -85,6 +91,8 @@ class OrtSessionApi:
         return {arg.name: arg.type for arg in self.get_outputs()}
 
     def _wrap_outputs(self, names: Sequence[str] | None, results: list[Any]) -> list[OrtValue]:
+        from onnxpy.runtime.ortvalue import OrtValue
+
         names = list(names) if names else [a.name for a in self.get_outputs()]
         types = self._output_types()
         return [OrtValue._wrap(r, types.get(n)) for n, r in zip(names, results)]
@@ -118,6 +126,8 @@ class OrtSessionApi:
         fetches.extend(self._wrap_outputs(fetch_names, results))
 
     def io_binding(self) -> IOBinding:
+        from onnxpy.runtime.iobinding import IOBinding
+
         return IOBinding(self)
 
     def run_with_iobinding(self, iobinding: IOBinding, run_options: Any = None) -> None:
@@ -150,6 +160,8 @@ class OrtSessionApi:
             try:
                 callback(results, user_data, error)
             except Exception:  # noqa: BLE001 - nobody is left to raise to
+                from onnxpy.runtime.logs import log
+
                 log.exception("run_async callback raised")
 
         _async_executor().submit(task)
@@ -198,14 +210,20 @@ class OrtSessionApi:
 
     # -- devices and memory --------------------------------------------------------------------
     def get_input_memory_infos(self) -> list[OrtMemoryInfo]:
+        from onnxpy.runtime.devices import cpu_memory_info
+
         arena = bool(self._options.enable_cpu_mem_arena)
         return [cpu_memory_info(arena) for _ in self.get_inputs()]
 
     def get_output_memory_infos(self) -> list[OrtMemoryInfo]:
+        from onnxpy.runtime.devices import cpu_memory_info
+
         arena = bool(self._options.enable_cpu_mem_arena)
         return [cpu_memory_info(arena) for _ in self.get_outputs()]
 
     def get_input_epdevices(self) -> list[OrtEpDevice]:
+        from onnxpy.runtime.devices import cpu_ep_device
+
         return [cpu_ep_device() for _ in self.get_inputs()]
 
     @property
@@ -225,6 +243,8 @@ class SessionCore:
     def run_with_ort_values(
         self, feeds: dict[str, OrtValue], output_names: Sequence[str], run_options: Any = None
     ) -> OrtValueVector:
+        from onnxpy.runtime.ortvalue import OrtValueVector
+
         return OrtValueVector.of(
             self._onnxpy_session.run_with_ort_values(output_names, feeds, run_options)
         )
