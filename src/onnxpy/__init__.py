@@ -12,9 +12,8 @@ makes that import give onnxpy in the current process (see ``onnxpy.compat``).
 
 from __future__ import annotations
 
-from typing import Any
-
 from onnxpy import capi, errors, kernels  # noqa: F401 - importing kernels registers them
+from onnxpy._lazy import lazy_exports
 from onnxpy.compat import (
     get_build_info,
     get_version_string,
@@ -76,22 +75,7 @@ _LAZY = {
     "onnxpy.runtime.sparse": ("OrtSparseFormat", "SparseTensor"),
 }
 _LAZY_FROM = {name: module for module, names in _LAZY.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY_FROM.get(name)
-    if module is None:
-        raise AttributeError(f"module 'onnxpy' has no attribute '{name}'")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY_FROM))
-
+__getattr__, __dir__ = lazy_exports("onnxpy", _LAZY_FROM, globals())
 
 __all__ = [
     "InferenceSession",
