@@ -11,7 +11,6 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -62,15 +61,47 @@ class NodeArg:
         return f"NodeArg(name='{self.name}', type='{self.type}', shape={self.shape})"
 
 
-@dataclass
 class ModelMetadata:
-    producer_name: str = ""
-    graph_name: str = ""
-    domain: str = ""
-    description: str = ""
-    graph_description: str = ""
-    version: int = 0
-    custom_metadata_map: dict[str, str] = field(default_factory=dict)
+    """The model's metadata fields (onnxruntime's ModelMetadata)."""
+
+    _FIELDS = (
+        "producer_name",
+        "graph_name",
+        "domain",
+        "description",
+        "graph_description",
+        "version",
+        "custom_metadata_map",
+    )
+
+    def __init__(
+        self,
+        producer_name: str = "",
+        graph_name: str = "",
+        domain: str = "",
+        description: str = "",
+        graph_description: str = "",
+        version: int = 0,
+        custom_metadata_map: dict[str, str] | None = None,
+    ) -> None:
+        self.producer_name = producer_name
+        self.graph_name = graph_name
+        self.domain = domain
+        self.description = description
+        self.graph_description = graph_description
+        self.version = version
+        self.custom_metadata_map = {} if custom_metadata_map is None else custom_metadata_map
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is ModelMetadata and all(
+            getattr(self, f) == getattr(other, f) for f in self._FIELDS
+        )
+
+    __hash__ = None  # type: ignore[assignment] - mutable, like the dataclass it replaces
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._FIELDS)
+        return f"ModelMetadata({args})"
 
 
 def _has_shape(tp: TypeProto | None) -> bool:

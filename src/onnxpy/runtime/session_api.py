@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from onnxpy.errors import Fail, InvalidArgument, RuntimeException
@@ -40,21 +39,45 @@ def _async_executor() -> ThreadPoolExecutor:
         return _async_pool[0]
 
 
-@dataclass(frozen=True)
-class OrtEpAssignedNode:
+class _Record:
+    """A small value record compared field by field (hand-written: dataclasses compile their
+    methods at import, ~0.5 ms each of ``import onnxpy``)."""
+
+    __slots__ = ()
+
+    def _fields(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, f) for f in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._fields() == other._fields()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{f}={getattr(self, f)!r}" for f in self.__slots__)
+        return f"{type(self).__name__}({args})"
+
+
+class OrtEpAssignedNode(_Record):
     """A node of the optimized graph and the provider that runs it."""
 
-    name: str
-    domain: str
-    op_type: str
+    __slots__ = ("name", "domain", "op_type")
+
+    def __init__(self, name: str, domain: str, op_type: str) -> None:
+        self.name = name
+        self.domain = domain
+        self.op_type = op_type
 
 
-@dataclass(frozen=True)
-class OrtEpAssignedSubgraph:
+class OrtEpAssignedSubgraph(_Record):
     """Nodes assigned to one execution provider."""
 
-    ep_name: str
-    nodes: tuple[OrtEpAssignedNode, ...]
+    __slots__ = ("ep_name", "nodes")
+
+    def __init__(self, ep_name: str, nodes: tuple[OrtEpAssignedNode, ...]) -> None:
+        self.ep_name = ep_name
+        self.nodes = nodes
 
     def get_nodes(self) -> list[OrtEpAssignedNode]:
         return list(self.nodes)
