@@ -36,7 +36,13 @@ def compile_feed_check(name: str, tp: TypeProto | None) -> FeedCheck:
     ndarray = np.ndarray
 
     def check(value: Any) -> Any:
-        if type(value) is ndarray and value.dtype == dtype and value.ndim == rank:
+        # ``is`` first: NumPy's dtype equality costs ~0.15 us, and arrays of a builtin type
+        # share one dtype object.
+        if (
+            type(value) is ndarray
+            and (value.dtype is dtype or value.dtype == dtype)
+            and value.ndim == rank
+        ):
             shape = value.shape
             for i, d in fixed:
                 if shape[i] != d:

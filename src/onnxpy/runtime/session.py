@@ -26,6 +26,7 @@ from onnxpy.model.weights import InlineWeights, references
 from onnxpy.model.wire import LEAN_MIN_BYTES
 from onnxpy.passes.manager import optimize_with_types
 from onnxpy.providers import resolve_providers
+from onnxpy.runtime.default_run import default_run
 from onnxpy.runtime.executor import execute, execute_profiled
 from onnxpy.runtime.feeds import compile_feed_check
 from onnxpy.runtime.memory import keep_freed_memory
@@ -209,8 +210,12 @@ class InferenceSession(OrtSessionApi):
         )
         self._profile_events: list[dict[str, Any]] | None = None
         self._profile_start = time.perf_counter()
+        self._default_run = None
         if self._options.enable_profiling:
             self._profile_events = []
+        else:
+            planned = self._plans.default
+            self._default_run = default_run(planned.plan, planned.protected, self._feed_checks)
         if self._options.optimized_model_filepath:
             save_optimized_model(model, self._options, loaded.base_dir)
 
@@ -270,6 +275,12 @@ class InferenceSession(OrtSessionApi):
         Outputs are new, writable arrays that share memory with nothing (not with the feeds,
         the model's weights, or each other).
         """
+        if output_names is None and run_options is None and type(input_feed) is dict:
+            fast = self._default_run
+            if fast is not None:
+                outputs = fast(input_feed)
+                if outputs is not None:
+                    return outputs
         if isinstance(output_names, (str, bytes)):
             raise TypeError(
                 f"output_names must be a list of names or None, got the string {output_names!r}"
