@@ -13,6 +13,7 @@ makes that import give onnxpy in the current process (see ``onnxpy.compat``).
 from __future__ import annotations
 
 from onnxpy import capi, errors, kernels  # noqa: F401 - importing kernels registers them
+from onnxpy._lazy import lazy_exports
 from onnxpy.compat import (
     get_build_info,
     get_version_string,
@@ -31,23 +32,6 @@ from onnxpy.errors import (
     OnnxpyError,
 )
 from onnxpy.providers import get_all_providers, get_available_providers, get_device
-from onnxpy.runtime.devices import (
-    OrtAllocatorType,
-    OrtArenaCfg,
-    OrtDevice,
-    OrtDeviceMemoryType,
-    OrtDeviceVendorId,
-    OrtEpDevice,
-    OrtHardwareDevice,
-    OrtHardwareDeviceType,
-    OrtMemoryInfo,
-    OrtMemoryInfoDeviceType,
-    OrtMemType,
-    create_and_register_allocator,
-    create_and_register_allocator_v2,
-    get_ep_devices,
-)
-from onnxpy.runtime.iobinding import IOBinding, SessionIOBinding
 from onnxpy.runtime.logs import (
     disable_telemetry_events,
     enable_telemetry_events,
@@ -55,19 +39,43 @@ from onnxpy.runtime.logs import (
     set_default_logger_severity,
     set_default_logger_verbosity,
 )
-from onnxpy.runtime.lora import AdapterFormat, LoraAdapter
 from onnxpy.runtime.options import (
     ExecutionMode,
     GraphOptimizationLevel,
     RunOptions,
     SessionOptions,
 )
-from onnxpy.runtime.ortvalue import OrtValue
 from onnxpy.runtime.session import InferenceSession, ModelMetadata, NodeArg
-from onnxpy.runtime.session_api import OrtEpAssignedNode, OrtEpAssignedSubgraph
-from onnxpy.runtime.sparse import OrtSparseFormat, SparseTensor
 from onnxpy.version import ORT_API_VERSION as __ort_api_version__
 from onnxpy.version import __version__
+
+# The rest of onnxruntime's API is imported on first access (PEP 562): OrtValue, IOBinding,
+# devices, sparse tensors and LoRA adapters cost ~5 ms of every ``import onnxpy`` otherwise.
+_LAZY = {
+    "onnxpy.runtime.devices": (
+        "OrtAllocatorType",
+        "OrtArenaCfg",
+        "OrtDevice",
+        "OrtDeviceMemoryType",
+        "OrtDeviceVendorId",
+        "OrtEpDevice",
+        "OrtHardwareDevice",
+        "OrtHardwareDeviceType",
+        "OrtMemoryInfo",
+        "OrtMemoryInfoDeviceType",
+        "OrtMemType",
+        "create_and_register_allocator",
+        "create_and_register_allocator_v2",
+        "get_ep_devices",
+    ),
+    "onnxpy.runtime.iobinding": ("IOBinding", "SessionIOBinding"),
+    "onnxpy.runtime.lora": ("AdapterFormat", "LoraAdapter"),
+    "onnxpy.runtime.ortvalue": ("OrtValue",),
+    "onnxpy.runtime.session_api": ("OrtEpAssignedNode", "OrtEpAssignedSubgraph"),
+    "onnxpy.runtime.sparse": ("OrtSparseFormat", "SparseTensor"),
+}
+_LAZY_FROM = {name: module for module, names in _LAZY.items() for name in names}
+__getattr__, __dir__ = lazy_exports("onnxpy", _LAZY_FROM, globals())
 
 __all__ = [
     "InferenceSession",

@@ -333,26 +333,29 @@ def test_off_spec_default_domain_op_saved_by_onnxruntime_loads():
     np.testing.assert_allclose(y, x / rms * np.array([1, 2, 3, 4]), rtol=1e-6)
 
 
-def test_intra_op_num_threads_limits_blas_threads():
-    from threadpoolctl import threadpool_info, threadpool_limits
+def test_intra_op_num_threads_limits_numpys_blas_threads():
+    """The limit goes to the BLAS NumPy multiplies with (other libraries' BLAS, such as
+    SciPy's own OpenBLAS loaded by scikit-learn, are not onnxpy's to change)."""
+    from threadpoolctl import threadpool_info
 
-    from onnxpy.kernels import threads
+    from onnxpy.kernels import blas, threads
 
-    def blas_threads():
-        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    def numpy_blas_threads():
+        path = blas._find_openblas()
+        return [i["num_threads"] for i in threadpool_info() if i["filepath"] == path]
 
-    before = blas_threads()
-    assert before, "numpy's BLAS should be visible to threadpoolctl"
+    before = numpy_blas_threads()
+    assert len(before) == 1, "numpy's OpenBLAS should be visible to threadpoolctl"
     so = rt.SessionOptions()
     so.intra_op_num_threads = 1
     try:
         sess = rt.InferenceSession(add_relu().SerializeToString(), so)
-        assert blas_threads() == [1] * len(before)
+        assert numpy_blas_threads() == [1]
         assert threads.intra_op_threads() == 1
         x = np.array([[1.0, 5.0, -7.0]], np.float32)
         np.testing.assert_array_equal(sess.run(None, {"X": x})[0], [[2.0, 3.0, 0.0]])
     finally:
-        threadpool_limits(limits=max(before), user_api="blas")
+        blas.set_blas_threads(before[0])
         threads._current = None
 
 

@@ -21,6 +21,9 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 
+from onnxpy.kernels.blas import fit_blas_threads
+from onnxpy.kernels.blas import matmul as blas_matmul
+
 __all__ = [
     "EXACT_FLOAT32",
     "ExactWeights",
@@ -104,7 +107,8 @@ class ExactWeights:
     def left(self, cols: np.ndarray) -> np.ndarray:
         """``w @ cols`` exactly (float32 when one chunk serves, else float64)."""
         if len(self.chunks) == 1:
-            return np.matmul(self.mat, cols)
+            return blas_matmul(self.mat, cols)
+        fit_blas_threads(self.mat.shape[-2] * self.mat.shape[-1] * cols.shape[-1])
         acc = None
         for (a, b), wv in zip(self.chunks, self._views):
             part = np.matmul(wv, cols[..., a:b, :])
@@ -126,8 +130,8 @@ def _matmul_rows(a: np.ndarray, w: np.ndarray) -> np.ndarray:
     """``a @ w.T`` with a stack of rows flattened into one BLAS call when ``w`` is 2-D."""
     if a.ndim > 2 and w.ndim == 2:
         flat = a.reshape(-1, a.shape[-1])
-        return np.matmul(flat, w.T).reshape((*a.shape[:-1], w.shape[0]))
-    return np.matmul(a, np.swapaxes(w, -1, -2))
+        return blas_matmul(flat, w.T).reshape((*a.shape[:-1], w.shape[0]))
+    return blas_matmul(a, np.swapaxes(w, -1, -2))
 
 
 def _plan_chunks(absw: np.ndarray, bound: int) -> list[tuple[int, int]]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import inspect
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -38,52 +37,132 @@ DEFAULT_DOMAIN = ""
 _DOMAIN_ALIASES = {"ai.onnx": ""}
 
 
-@dataclass(frozen=True)
 class NodeInfo:
-    """What a factory kernel may know about its node at session creation."""
+    """What a factory kernel may know about its node at session creation.
 
-    name: str
-    op_type: str
-    domain: str
-    opset: int
-    num_inputs: int
-    num_outputs: int
-    # ONNX TypeProto of each input/output when known (None where unknown).
-    input_types: tuple[Any, ...] = ()
-    output_types: tuple[Any, ...] = ()
-    # Inputs whose value is fixed in the model (initializers, Constant outputs), by position.
-    constant_inputs: dict[int, np.ndarray] = field(default_factory=dict)
-    # The enclosing graph and its opsets: for the rare operator defined over the graph itself
-    # (ai.onnx.preview.training::Gradient differentiates the nodes that compute its ``y``).
-    graph: Any = None
-    opsets: dict[str, int] = field(default_factory=dict)
-    # compile_graph(graph, outputs) -> run(*inputs) -> outputs: the runtime's planner, handed
-    # down so that a kernel that runs a graph of its own (Gradient's forward pass) never
-    # imports the runtime above it.
-    compile_graph: Callable[[Any, list[str]], Callable[..., list[Any]]] | None = None
+    (NodeInfo and Kernel are plain classes: as dataclasses they cost ~2 ms of every
+    ``import onnxpy``.)"""
+
+    __slots__ = (
+        "name",
+        "op_type",
+        "domain",
+        "opset",
+        "num_inputs",
+        "num_outputs",
+        "input_types",
+        "output_types",
+        "constant_inputs",
+        "graph",
+        "opsets",
+        "compile_graph",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        op_type: str,
+        domain: str,
+        opset: int,
+        num_inputs: int,
+        num_outputs: int,
+        input_types: tuple[Any, ...] = (),
+        output_types: tuple[Any, ...] = (),
+        constant_inputs: dict[int, np.ndarray] | None = None,
+        graph: Any = None,
+        opsets: dict[str, int] | None = None,
+        compile_graph: Callable[[Any, list[str]], Callable[..., list[Any]]] | None = None,
+    ) -> None:
+        self.name = name
+        self.op_type = op_type
+        self.domain = domain
+        self.opset = opset
+        self.num_inputs = num_inputs
+        self.num_outputs = num_outputs
+        # ONNX TypeProto of each input/output when known (None where unknown).
+        self.input_types = input_types
+        self.output_types = output_types
+        # Inputs whose value is fixed in the model (initializers, Constant outputs), by position.
+        self.constant_inputs = {} if constant_inputs is None else constant_inputs
+        # The enclosing graph and its opsets: for the rare operator defined over the graph
+        # itself (ai.onnx.preview.training::Gradient differentiates the nodes that compute
+        # its ``y``).
+        self.graph = graph
+        self.opsets = {} if opsets is None else opsets
+        # compile_graph(graph, outputs) -> run(*inputs) -> outputs: the runtime's planner,
+        # handed down so that a kernel that runs a graph of its own (Gradient's forward pass)
+        # never imports the runtime above it.
+        self.compile_graph = compile_graph
+
+    def __repr__(self) -> str:
+        return f"NodeInfo({self.op_type} '{self.name}', opset {self.opset})"
 
 
-@dataclass(frozen=True)
+_UNREAD = object()
+
+
 class Kernel:
-    op_type: str
-    domain: str
-    since: int
-    fn: Callable[..., Any]
-    factory: bool
-    # Attribute names the kernel understands; None means it takes **kwargs (anything).
-    attributes: frozenset[str] | None
-    # Extra, declared needs: e.g. graph-valued attributes (If/Loop/Scan bodies).
-    subgraph_attributes: tuple[str, ...] = ()
-    # INTS/FLOATS attributes arrive as int64/float32 NumPy arrays instead of lists.
-    array_attributes: bool = False
-    # Every output is a new array that aliases no input and nothing kept between runs.
-    fresh: bool = False
-    # in_place(position) -> a run function that may write its result into input ``position``
-    # (when that input's dtype and shape allow; otherwise it computes as ``fn``). The planner
-    # uses it only where that input's buffer is provably dead after the node.
-    in_place: Callable[[int], Callable[..., Any]] | None = None
-    # The module whose import registered this kernel (what the catalog imports on demand).
-    module: str = ""
+    """A registered kernel and what the planner needs to know about it."""
+
+    __slots__ = (
+        "op_type",
+        "domain",
+        "since",
+        "fn",
+        "factory",
+        "subgraph_attributes",
+        "array_attributes",
+        "fresh",
+        "in_place",
+        "module",
+        "_attributes",
+    )
+
+    def __init__(
+        self,
+        op_type: str,
+        domain: str,
+        since: int,
+        fn: Callable[..., Any],
+        factory: bool,
+        subgraph_attributes: tuple[str, ...] = (),
+        array_attributes: bool = False,
+        fresh: bool = False,
+        in_place: Callable[[int], Callable[..., Any]] | None = None,
+        module: str = "",
+    ) -> None:
+        self.op_type = op_type
+        self.domain = domain
+        self.since = since
+        self.fn = fn
+        self.factory = factory
+        # Extra, declared needs: e.g. graph-valued attributes (If/Loop/Scan bodies).
+        self.subgraph_attributes = subgraph_attributes
+        # INTS/FLOATS attributes arrive as int64/float32 NumPy arrays instead of lists.
+        self.array_attributes = array_attributes
+        # Every output is a new array that aliases no input and nothing kept between runs.
+        self.fresh = fresh
+        # in_place(position) -> a run function that may write its result into input
+        # ``position`` (when that input's dtype and shape allow; otherwise it computes as
+        # ``fn``). The planner uses it only where that input's buffer is provably dead after
+        # the node.
+        self.in_place = in_place
+        # The module whose import registered this kernel (what the catalog imports on demand).
+        self.module = module
+        self._attributes: Any = _UNREAD
+
+    @property
+    def attributes(self) -> frozenset[str] | None:
+        """Attribute names the kernel understands; None means it takes **kwargs (anything).
+
+        Read from the signature when first asked (at planning): ``inspect.signature`` of
+        every kernel a module registers cost milliseconds per module at import."""
+        if self._attributes is _UNREAD:
+            self._attributes = _attribute_names(self.fn)
+        return self._attributes
+
+    def __repr__(self) -> str:
+        return f"Kernel({self.domain or 'ai.onnx'}::{self.op_type} since {self.since})"
 
 
 def _registering_module() -> str:
@@ -144,7 +223,6 @@ def register(
     versions = since if isinstance(since, tuple) else (since,)
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
-        attrs = _attribute_names(fn)
         module = _registering_module()
         for v in versions:
             entries = _REGISTRY.setdefault((domain, op_type), [])
@@ -157,7 +235,6 @@ def register(
                     v,
                     fn,
                     factory,
-                    attrs,
                     tuple(subgraphs),
                     array_attributes=array_attributes,
                     fresh=fresh or in_place is not None,

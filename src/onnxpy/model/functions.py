@@ -9,7 +9,6 @@ differ from the model's.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 
 import onnx
 from onnx import AttributeProto, FunctionProto, GraphProto, NodeProto
@@ -19,12 +18,14 @@ __all__ = ["ScopedNode", "inline_function", "schema_function"]
 _counter = itertools.count()
 
 
-@dataclass(frozen=True)
 class ScopedNode:
     """A node together with the opsets its operator names resolve against."""
 
-    node: NodeProto
-    opsets: dict[str, int]
+    __slots__ = ("node", "opsets")
+
+    def __init__(self, node: NodeProto, opsets: dict[str, int]) -> None:
+        self.node = node
+        self.opsets = opsets
 
 
 def _norm_domain(domain: str) -> str:

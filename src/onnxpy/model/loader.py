@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import mmap
 import os
-from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
@@ -21,16 +20,25 @@ from onnxpy.model.wire import ReadInto, parse_model_lean
 __all__ = ["LoadedModel", "load_model", "model_opsets", "checkable"]
 
 
-@dataclass
 class LoadedModel:
     """A checked model, its folder (for external data) and the opsets it imports."""
 
-    proto: ModelProto
-    base_dir: str | None
-    opsets: dict[str, int] = field(default_factory=dict)
-    path: str | None = None
-    # The big initializers' bytes, when the proto refers to them instead of holding them.
-    weights: InlineWeights | None = None
+    __slots__ = ("proto", "base_dir", "opsets", "path", "weights")
+
+    def __init__(
+        self,
+        proto: ModelProto,
+        base_dir: str | None,
+        opsets: dict[str, int] | None = None,
+        path: str | None = None,
+        weights: InlineWeights | None = None,
+    ) -> None:
+        self.proto = proto
+        self.base_dir = base_dir
+        self.opsets = {} if opsets is None else opsets
+        self.path = path
+        # The big initializers' bytes, when the proto refers to them instead of holding them.
+        self.weights = weights
 
 
 def _parse_lean(

@@ -27,6 +27,8 @@ from onnxpy import errors
 
 __all__ = ["subgraph_problems"]
 
+_GRAPH_KINDS = (AttributeProto.GRAPH, AttributeProto.GRAPHS)
+
 
 def _elem(tp: TypeProto | None) -> int | None:
     if tp is None or tp.WhichOneof("value") != "tensor_type":
@@ -208,6 +210,9 @@ def _walk(graph: GraphProto, types: dict[str, TypeProto], opsets: dict[str, int]
 def subgraph_problems(model: ModelProto) -> list:
     """Problems of every If/Loop/Scan node of the model (nested bodies included)."""
     from onnxpy.model.skeleton import infer_types
+
+    if not any(a.type in _GRAPH_KINDS for n in model.graph.node for a in n.attribute):
+        return []  # no bodies (every If/Loop/Scan has one): no shape inference needed
 
     try:
         inferred = infer_types(model).graph

@@ -299,6 +299,10 @@ class GraphContext:
     def invalidate_types(self) -> None:
         self._types = None
 
+    def known_types(self) -> dict[str, TypeProto] | None:
+        """The types inferred since the last invalidation (None if none were asked for)."""
+        return self._types
+
     def opset(self, node: NodeProto) -> int:
         return self.opsets.get("" if node.domain == "ai.onnx" else node.domain, 0)
 

@@ -11,9 +11,9 @@ record the choice.
 
 from __future__ import annotations
 
-import logging
+import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from onnxpy.errors import RuntimeException
 
@@ -27,8 +27,40 @@ __all__ = [
     "telemetry_enabled",
 ]
 
-log = logging.getLogger("onnxpy")
-_LEVELS = (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL)
+if TYPE_CHECKING:
+    import logging
+
+
+class _Log:
+    """The ``onnxpy`` logger, with ``logging`` imported when it is first needed (~2.5 ms of
+    ``import onnxpy`` otherwise). Debug and info messages are dropped while ``logging`` has not
+    been imported by anyone: then nothing can have configured a handler or a level that shows
+    them (the default shows warnings and above)."""
+
+    _logger: logging.Logger | None = None
+
+    def logger(self) -> logging.Logger:
+        if self._logger is None:
+            import logging
+
+            _Log._logger = logging.getLogger("onnxpy")
+        return self._logger  # type: ignore[return-value]
+
+    def debug(self, *args: Any, **kwargs: Any) -> None:
+        if "logging" in sys.modules:
+            self.logger().debug(*args, **kwargs)
+
+    def info(self, *args: Any, **kwargs: Any) -> None:
+        if "logging" in sys.modules:
+            self.logger().info(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.logger(), name)
+
+
+log = _Log()
+# onnxruntime's severities 0..4 as logging levels (DEBUG, INFO, WARNING, ERROR, CRITICAL)
+_LEVELS = (10, 20, 30, 40, 50)
 _state: dict[str, Any] = {"verbosity": 0, "telemetry": False, "handler": None}
 
 
@@ -51,20 +83,20 @@ def set_default_logger_verbosity(verbosity: int) -> None:
     _state["verbosity"] = int(verbosity)
 
 
-class _CallbackHandler(logging.Handler):
-    def __init__(self, callback: Callable[..., Any]) -> None:
-        super().__init__(logging.DEBUG)
-        self._callback = callback
+def _callback_handler(callback: Callable[..., Any]) -> logging.Handler:
+    import logging
 
-    def emit(self, record: logging.LogRecord) -> None:
-        severity = min(4, max(0, record.levelno // 10 - 1))
-        where = f"{record.filename}:{record.lineno} {record.funcName}"
-        try:
-            self._callback(
-                severity, "onnxpy", str(getattr(record, "logid", "")), where, record.getMessage()
-            )
-        except Exception:  # noqa: BLE001 - a failing callback must not break the caller
-            pass
+    class _CallbackHandler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            severity = min(4, max(0, record.levelno // 10 - 1))
+            where = f"{record.filename}:{record.lineno} {record.funcName}"
+            logid = str(getattr(record, "logid", ""))
+            try:
+                callback(severity, "onnxpy", logid, where, record.getMessage())
+            except Exception:  # noqa: BLE001 - a failing callback must not break the caller
+                pass
+
+    return _CallbackHandler(logging.DEBUG)
 
 
 def set_default_logger_callback(callback: Callable[..., Any] | None, severity: int = 2) -> None:
@@ -80,7 +112,7 @@ def set_default_logger_callback(callback: Callable[..., Any] | None, severity: i
     set_default_logger_severity(severity)
     if old is not None:
         log.removeHandler(old)
-    handler = _CallbackHandler(callback)
+    handler = _callback_handler(callback)
     _state["handler"] = handler
     log.addHandler(handler)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,38 +31,66 @@ __all__ = ["Step", "Plan", "PlanBuilder", "BoundGraph"]
 NONE_SLOT = 0  # always holds None: omitted optional inputs read from it
 
 
-@dataclass(frozen=True, slots=True)
+# Step, Plan and _Subgraph are plain classes: as dataclasses they cost ~3 ms of every
+# ``import onnxpy`` (the generated methods are compiled at class creation).
 class Step:
-    fn: Callable[..., Any]
-    inputs: tuple[int, ...]
-    # (position in the kernel's result, slot) for each output the graph uses.
-    outputs: tuple[tuple[int, int], ...]
-    free: tuple[int, ...]
-    name: str
-    op_type: str
-    domain: str
+    """One node of a plan: its kernel and the slots it reads, writes and frees."""
+
+    __slots__ = ("fn", "inputs", "outputs", "free", "name", "op_type", "domain")
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        inputs: tuple[int, ...],
+        outputs: tuple[tuple[int, int], ...],
+        free: tuple[int, ...],
+        name: str,
+        op_type: str,
+        domain: str,
+    ) -> None:
+        self.fn = fn
+        self.inputs = inputs
+        # (position in the kernel's result, slot) for each output the graph uses.
+        self.outputs = outputs
+        self.free = free
+        self.name = name
+        self.op_type = op_type
+        self.domain = domain
+
+    def __repr__(self) -> str:
+        return f"Step({self.op_type} '{self.name}', inputs={self.inputs}, outputs={self.outputs})"
 
 
-@dataclass
 class Plan:
     """An executable graph: fill input slots, run steps, read output slots."""
 
-    steps: list[Step]
-    template: list[Any]
-    input_slots: list[int]
-    output_slots: list[int]
-    input_names: list[str]
-    output_names: list[str]
-    # graph input names that have no initializer (must be fed)
-    required_inputs: list[str] = field(default_factory=list)
-    slot_names: list[str] = field(default_factory=list)
-    # Declared types of the outputs where known (zero-trip Loop/Scan need them).
-    output_types: list[TypeProto | None] = field(default_factory=list)
-    # Per output: made by a kernel that returns new arrays aliasing nothing (no copy needed
-    # before handing it to a caller). False for constants, feeds and views.
-    output_fresh: list[bool] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        steps: list[Step],
+        template: list[Any],
+        input_slots: list[int],
+        output_slots: list[int],
+        input_names: list[str],
+        output_names: list[str],
+        required_inputs: list[str] | None = None,
+        slot_names: list[str] | None = None,
+        output_types: list[TypeProto | None] | None = None,
+        output_fresh: list[bool] | None = None,
+    ) -> None:
+        self.steps = steps
+        self.template = template
+        self.input_slots = input_slots
+        self.output_slots = output_slots
+        self.input_names = input_names
+        self.output_names = output_names
+        # graph input names that have no initializer (must be fed)
+        self.required_inputs = [] if required_inputs is None else required_inputs
+        self.slot_names = [] if slot_names is None else slot_names
+        # Declared types of the outputs where known (zero-trip Loop/Scan need them).
+        self.output_types = [] if output_types is None else output_types
+        # Per output: made by a kernel that returns new arrays aliasing nothing (no copy
+        # needed before handing it to a caller). False for constants, feeds and views.
+        self.output_fresh = [] if output_fresh is None else output_fresh
         self.slot_of_input: dict[str, int] = dict(zip(self.input_names, self.input_slots))
         self._runner: Callable[[list[Any]], None] | None = None
 
@@ -106,11 +133,13 @@ class BoundGraph:
         return self._plan.run_values(list(inputs) + self._captured)
 
 
-@dataclass
 class _Subgraph:
-    plan: Plan
-    free: list[str]  # outer names it reads, appended after its formal inputs
-    num_inputs: int
+    __slots__ = ("plan", "free", "num_inputs")
+
+    def __init__(self, plan: Plan, free: list[str], num_inputs: int) -> None:
+        self.plan = plan
+        self.free = free  # outer names it reads, appended after its formal inputs
+        self.num_inputs = num_inputs
 
 
 class PlanBuilder:

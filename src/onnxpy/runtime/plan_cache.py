@@ -16,7 +16,6 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from onnx import GraphProto
 
@@ -34,13 +33,17 @@ def graph_value_names(graph: GraphProto) -> frozenset[str]:
     return frozenset(names)
 
 
-@dataclass(frozen=True)
 class Planned:
     """A plan, where each requested name is among its outputs, and its constants' owners."""
 
-    plan: Plan
-    order: tuple[int, ...] | None  # plan output index per requested name; None: as planned
-    protected: frozenset[int]
+    __slots__ = ("plan", "order", "protected")
+
+    def __init__(
+        self, plan: Plan, order: tuple[int, ...] | None, protected: frozenset[int]
+    ) -> None:
+        self.plan = plan
+        self.order = order  # plan output index per requested name; None: as planned
+        self.protected = protected
 
 
 class PlanCache:

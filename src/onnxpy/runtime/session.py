@@ -11,7 +11,6 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,11 +24,11 @@ from onnxpy.model.skeleton import infer_types
 from onnxpy.model.tensors import mappable
 from onnxpy.model.weights import InlineWeights, references
 from onnxpy.model.wire import LEAN_MIN_BYTES
-from onnxpy.passes import optimize
+from onnxpy.passes.manager import optimize_with_types
 from onnxpy.providers import resolve_providers
+from onnxpy.runtime.default_run import default_run
 from onnxpy.runtime.executor import execute, execute_profiled
 from onnxpy.runtime.feeds import compile_feed_check
-from onnxpy.runtime.lora import adapter_feeds
 from onnxpy.runtime.memory import keep_freed_memory
 from onnxpy.runtime.options import RunOptions, SessionOptions
 from onnxpy.runtime.outputs import detach_outputs
@@ -63,15 +62,47 @@ class NodeArg:
         return f"NodeArg(name='{self.name}', type='{self.type}', shape={self.shape})"
 
 
-@dataclass
 class ModelMetadata:
-    producer_name: str = ""
-    graph_name: str = ""
-    domain: str = ""
-    description: str = ""
-    graph_description: str = ""
-    version: int = 0
-    custom_metadata_map: dict[str, str] = field(default_factory=dict)
+    """The model's metadata fields (onnxruntime's ModelMetadata)."""
+
+    _FIELDS = (
+        "producer_name",
+        "graph_name",
+        "domain",
+        "description",
+        "graph_description",
+        "version",
+        "custom_metadata_map",
+    )
+
+    def __init__(
+        self,
+        producer_name: str = "",
+        graph_name: str = "",
+        domain: str = "",
+        description: str = "",
+        graph_description: str = "",
+        version: int = 0,
+        custom_metadata_map: dict[str, str] | None = None,
+    ) -> None:
+        self.producer_name = producer_name
+        self.graph_name = graph_name
+        self.domain = domain
+        self.description = description
+        self.graph_description = graph_description
+        self.version = version
+        self.custom_metadata_map = {} if custom_metadata_map is None else custom_metadata_map
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is ModelMetadata and all(
+            getattr(self, f) == getattr(other, f) for f in self._FIELDS
+        )
+
+    __hash__ = None  # type: ignore[assignment] - mutable, like the dataclass it replaces
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._FIELDS)
+        return f"ModelMetadata({args})"
 
 
 def _has_shape(tp: TypeProto | None) -> bool:
@@ -89,14 +120,18 @@ def _value_types(model: onnx.ModelProto) -> dict[str, TypeProto]:
     except Exception:  # noqa: BLE001 - inference is advisory; the checker already passed
         return {}
     g = inferred.graph
-    types: dict[str, TypeProto] = {}
-    for vi in list(g.input) + list(g.output) + list(g.value_info):
-        if vi.type.WhichOneof("value"):
-            # A copy: a sub-message would keep the whole inferred model (attributes and all)
-            # alive for the session's lifetime.
-            types[vi.name] = tp = TypeProto()
-            tp.CopyFrom(vi.type)
-    return types
+    return _copies({vi.name: vi.type for vi in list(g.input) + list(g.output) + list(g.value_info)})
+
+
+def _copies(types: dict[str, TypeProto]) -> dict[str, TypeProto]:
+    """Copies of the known types: a sub-message would keep the whole inferred model
+    (attributes and all) alive for the session's lifetime."""
+    out: dict[str, TypeProto] = {}
+    for name, tp in types.items():
+        if tp.WhichOneof("value"):
+            out[name] = copy = TypeProto()
+            copy.CopyFrom(tp)
+    return out
 
 
 class InferenceSession(OrtSessionApi):
@@ -137,7 +172,7 @@ class InferenceSession(OrtSessionApi):
                 weights=loaded.weights,
             )
         # The optimizer edits a proto parsed here in place; a caller's ModelProto is copied.
-        loaded.proto = optimize(
+        loaded.proto, known_types = optimize_with_types(
             loaded.proto,
             level,
             base_dir=loaded.base_dir,
@@ -148,7 +183,7 @@ class InferenceSession(OrtSessionApi):
         self._loaded = loaded
         model = loaded.proto
         self._graph = model.graph
-        self._types = _value_types(model)
+        self._types = _value_types(model) if known_types is None else _copies(known_types)
         init_names = {i.name for i in model.graph.initializer}
         self._inputs = [NodeArg(vi) for vi in model.graph.input if vi.name not in init_names]
         self._overridable = [NodeArg(vi) for vi in model.graph.input if vi.name in init_names]
@@ -175,8 +210,12 @@ class InferenceSession(OrtSessionApi):
         )
         self._profile_events: list[dict[str, Any]] | None = None
         self._profile_start = time.perf_counter()
+        self._default_run = None
         if self._options.enable_profiling:
             self._profile_events = []
+        else:
+            planned = self._plans.default
+            self._default_run = default_run(planned.plan, planned.protected, self._feed_checks)
         if self._options.optimized_model_filepath:
             save_optimized_model(model, self._options, loaded.base_dir)
 
@@ -236,6 +275,12 @@ class InferenceSession(OrtSessionApi):
         Outputs are new, writable arrays that share memory with nothing (not with the feeds,
         the model's weights, or each other).
         """
+        if output_names is None and run_options is None and type(input_feed) is dict:
+            fast = self._default_run
+            if fast is not None:
+                outputs = fast(input_feed)
+                if outputs is not None:
+                    return outputs
         if isinstance(output_names, (str, bytes)):
             raise TypeError(
                 f"output_names must be a list of names or None, got the string {output_names!r}"
@@ -250,6 +295,8 @@ class InferenceSession(OrtSessionApi):
                 if not isinstance(name, str):
                     raise InvalidArgument(f"Output names must be strings, got {name!r}")
         if run_options is not None and "_active_adapters" in run_options.__dict__:
+            from onnxpy.runtime.lora import adapter_feeds
+
             input_feed = adapter_feeds(run_options, input_feed)  # LoRA tensors
         planned = self._plans.get(output_names)
         plan = planned.plan

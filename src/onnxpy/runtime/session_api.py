@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from onnxpy.errors import Fail, InvalidArgument, RuntimeException
 from onnxpy.providers import get_all_providers, resolve_providers
-from onnxpy.runtime.devices import OrtEpDevice, OrtMemoryInfo, cpu_ep_device, cpu_memory_info
-from onnxpy.runtime.iobinding import IOBinding
-from onnxpy.runtime.logs import log
-from onnxpy.runtime.ortvalue import OrtValue, OrtValueVector
+
+if TYPE_CHECKING:  # imported where used: a session that never meets them does not load them
+    from concurrent.futures import ThreadPoolExecutor
+
+    from onnxpy.runtime.devices import OrtEpDevice, OrtMemoryInfo
+    from onnxpy.runtime.iobinding import IOBinding
+    from onnxpy.runtime.ortvalue import OrtValue, OrtValueVector
 
 __all__ = ["OrtEpAssignedNode", "OrtEpAssignedSubgraph", "OrtSessionApi"]
 
@@ -30,33 +31,61 @@ _async_pool: list[ThreadPoolExecutor] = []
 
 
 def _async_executor() -> ThreadPoolExecutor:
+    from concurrent.futures import ThreadPoolExecutor
+
     with _async_lock:
         if not _async_pool:
             _async_pool.append(ThreadPoolExecutor(4, thread_name_prefix="onnxpy-run-async"))
         return _async_pool[0]
 
 
-@dataclass(frozen=True)
-class OrtEpAssignedNode:
+class _Record:
+    """A small value record compared field by field (hand-written: dataclasses compile their
+    methods at import, ~0.5 ms each of ``import onnxpy``)."""
+
+    __slots__ = ()
+
+    def _fields(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, f) for f in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._fields() == other._fields()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{f}={getattr(self, f)!r}" for f in self.__slots__)
+        return f"{type(self).__name__}({args})"
+
+
+class OrtEpAssignedNode(_Record):
     """A node of the optimized graph and the provider that runs it."""
 
-    name: str
-    domain: str
-    op_type: str
+    __slots__ = ("name", "domain", "op_type")
+
+    def __init__(self, name: str, domain: str, op_type: str) -> None:
+        self.name = name
+        self.domain = domain
+        self.op_type = op_type
 
 
-@dataclass(frozen=True)
-class OrtEpAssignedSubgraph:
+class OrtEpAssignedSubgraph(_Record):
     """Nodes assigned to one execution provider."""
 
-    ep_name: str
-    nodes: tuple[OrtEpAssignedNode, ...]
+    __slots__ = ("ep_name", "nodes")
+
+    def __init__(self, ep_name: str, nodes: tuple[OrtEpAssignedNode, ...]) -> None:
+        self.ep_name = ep_name
+        self.nodes = nodes
 
     def get_nodes(self) -> list[OrtEpAssignedNode]:
         return list(self.nodes)
 
 
 def _feeds_from_ortvalues(feeds: dict[str, Any], what: str) -> dict[str, Any]:
+    from onnxpy.runtime.ortvalue import OrtValue
+
     if not isinstance(feeds, dict):
         raise InvalidArgument(f"{what}: feeds must be a dict of name -> OrtValue")
     out = {}
@@ -85,6 +114,8 @@ class OrtSessionApi:
         return {arg.name: arg.type for arg in self.get_outputs()}
 
     def _wrap_outputs(self, names: Sequence[str] | None, results: list[Any]) -> list[OrtValue]:
+        from onnxpy.runtime.ortvalue import OrtValue
+
         names = list(names) if names else [a.name for a in self.get_outputs()]
         types = self._output_types()
         return [OrtValue._wrap(r, types.get(n)) for n, r in zip(names, results)]
@@ -118,6 +149,8 @@ class OrtSessionApi:
         fetches.extend(self._wrap_outputs(fetch_names, results))
 
     def io_binding(self) -> IOBinding:
+        from onnxpy.runtime.iobinding import IOBinding
+
         return IOBinding(self)
 
     def run_with_iobinding(self, iobinding: IOBinding, run_options: Any = None) -> None:
@@ -150,6 +183,8 @@ class OrtSessionApi:
             try:
                 callback(results, user_data, error)
             except Exception:  # noqa: BLE001 - nobody is left to raise to
+                from onnxpy.runtime.logs import log
+
                 log.exception("run_async callback raised")
 
         _async_executor().submit(task)
@@ -198,14 +233,20 @@ class OrtSessionApi:
 
     # -- devices and memory --------------------------------------------------------------------
     def get_input_memory_infos(self) -> list[OrtMemoryInfo]:
+        from onnxpy.runtime.devices import cpu_memory_info
+
         arena = bool(self._options.enable_cpu_mem_arena)
         return [cpu_memory_info(arena) for _ in self.get_inputs()]
 
     def get_output_memory_infos(self) -> list[OrtMemoryInfo]:
+        from onnxpy.runtime.devices import cpu_memory_info
+
         arena = bool(self._options.enable_cpu_mem_arena)
         return [cpu_memory_info(arena) for _ in self.get_outputs()]
 
     def get_input_epdevices(self) -> list[OrtEpDevice]:
+        from onnxpy.runtime.devices import cpu_ep_device
+
         return [cpu_ep_device() for _ in self.get_inputs()]
 
     @property
@@ -225,6 +266,8 @@ class SessionCore:
     def run_with_ort_values(
         self, feeds: dict[str, OrtValue], output_names: Sequence[str], run_options: Any = None
     ) -> OrtValueVector:
+        from onnxpy.runtime.ortvalue import OrtValueVector
+
         return OrtValueVector.of(
             self._onnxpy_session.run_with_ort_values(output_names, feeds, run_options)
         )

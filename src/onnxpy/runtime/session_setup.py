@@ -29,7 +29,6 @@ from onnxpy.kernels.threads import apply_intra_op_threads
 from onnxpy.model.loader import LoadedModel
 from onnxpy.model.save import save_model_to
 from onnxpy.model.weights import is_inline
-from onnxpy.runtime.devices import registered_allocators
 from onnxpy.runtime.logs import log
 from onnxpy.runtime.memory import keep_freed_memory
 from onnxpy.runtime.model_overrides import ModelOverrides
@@ -205,8 +204,11 @@ def apply_session_setup(loaded: LoadedModel, options: Any, owned: bool = True) -
         _apply_initializers(model, overrides)
         _apply_free_dimensions(model, overrides)
     config = getattr(options, "_config", {})
-    if config.get("session.use_env_allocators") == "1" and registered_allocators():
-        keep_freed_memory()
+    if config.get("session.use_env_allocators") == "1":
+        from onnxpy.runtime.devices import registered_allocators
+
+        if registered_allocators():
+            keep_freed_memory()
     log.info("Initializing session (graph optimization level %s)", options.graph_optimization_level)
 
 

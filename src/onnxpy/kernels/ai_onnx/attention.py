@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import ml_dtypes
 import numpy as np
 
+from onnxpy.kernels.blas import matmul as blas_matmul
 from onnxpy.kernels.registry import NodeInfo, register
 
 _PRECISIONS = {
@@ -67,11 +68,11 @@ def _grouped_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     bsz, hq, length, x = a.shape
     hkv = b.shape[1]
     if hq == hkv:
-        return np.matmul(a, b)
+        return blas_matmul(a, b)
     if hkv == 0 or hq % hkv:
         raise ValueError(f"{hq} query heads are not a multiple of {hkv} key/value heads")
     g = hq // hkv
-    folded = np.matmul(a.reshape(bsz, hkv, g * length, x), b)
+    folded = blas_matmul(a.reshape(bsz, hkv, g * length, x), b)
     return folded.reshape(bsz, hq, length, b.shape[-1])
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from onnxpy.kernels.blas import matmul as blas_matmul
 from onnxpy.kernels.registry import NodeInfo, register
 from onnxpy.kernels.scratch import scratch
 
@@ -208,9 +209,9 @@ def _winograd_weights(pw: _PreparedWeight, dtype: np.dtype) -> np.ndarray:
 def _gemm_into(mat: np.ndarray, cols: np.ndarray, y: np.ndarray) -> None:
     """``y[...] = mat @ cols`` written by BLAS straight into ``y`` (one call when unbatched)."""
     if cols.shape[0] == 1:
-        np.matmul(mat, cols[0], out=y[0])
+        blas_matmul(mat, cols[0], out=y[0])
     else:
-        np.matmul(mat, cols, out=y)
+        blas_matmul(mat, cols, out=y)
 
 
 def _conv_core(x: np.ndarray, pw: _PreparedWeight, geom: _ConvGeometry) -> np.ndarray:
@@ -354,7 +355,7 @@ def _winograd(x: np.ndarray, u: np.ndarray, begin: Sequence[int], out: Sequence[
         _bt([tap(a, b) for a in range(4)], [rows[k, b] for k in range(4)])
     for k in range(4):
         _bt([rows[k, b] for b in range(4)], [v[4 * k + j].transpose(1, 0, 2) for j in range(4)])
-    np.matmul(u, v.reshape(16, c, n * length), out=prod)
+    blas_matmul(u, v.reshape(16, c, n * length), out=prod)
     prod = prod.reshape(4, 4, m, n * length)
     # A^T over the tile rows, then over the tile columns into the interleaved output.
     np.add(prod[0], prod[1], out=s[0])
@@ -638,7 +639,7 @@ def conv_transpose(
     p = math.prod(in_shape)
     xg = np.asarray(x, dtype=dt).reshape(n_batch, g, c // g, p)
     wg = np.asarray(w, dtype=dt).reshape(g, c // g, mg * k).transpose(0, 2, 1)
-    cols = np.matmul(wg, xg).reshape((n_batch, m, *kernel, *in_shape))
+    cols = blas_matmul(wg, xg).reshape((n_batch, m, *kernel, *in_shape))
     full_shape = [
         s * (i - 1) + (kk - 1) * d + 1
         for i, kk, s, d in zip(in_shape, kernel, strides_, dil, strict=True)
@@ -738,7 +739,7 @@ def deform_conv(
     po = math.prod(out)
     cols = cols.reshape(n_batch, g, (c // g) * k, po)
     wg = np.asarray(w, dtype=dt).reshape(g, m // g, (c // g) * k)
-    y = np.matmul(wg, cols).reshape(n_batch, m, *out)
+    y = blas_matmul(wg, cols).reshape(n_batch, m, *out)
     return _add_bias(y, b).astype(x.dtype, copy=False)
 
 

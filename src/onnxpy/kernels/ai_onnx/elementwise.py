@@ -273,26 +273,31 @@ def _horner(coefficients: np.ndarray, t: np.ndarray) -> np.ndarray:
     return y
 
 
-# erf in float64 to ~2e-16 relative, with tables built once from the math module:
+# erf in float64 to ~2e-16 relative, with tables built from the math module on first use (at
+# import they cost ~8 ms, numpy.polynomial's import included, of every session's start-up):
 # |x| < 1: erf(x) = x * P(x^2); 1 <= |x| < 6: erf(x) = 1 - exp(-x^2) * Q(x) where
 # Q = erfc * exp(x^2) is smooth; |x| >= 6: erf(x) = 1 to double precision.
-_ERF_SMALL = _chebyshev_fit(lambda u: math.erf(math.sqrt(u)) / math.sqrt(u), 0.0, 1.0, 12)
-_ERFC_SCALED = [
-    (lo, hi, _chebyshev_fit(lambda v: math.erfc(v) * math.exp(v * v), lo, hi, 16))
-    for lo, hi in ((1.0, 2.5), (2.5, 6.0))
-]
+@functools.cache
+def _erf_tables() -> tuple[np.ndarray, list[tuple[float, float, np.ndarray]]]:
+    small = _chebyshev_fit(lambda u: math.erf(math.sqrt(u)) / math.sqrt(u), 0.0, 1.0, 12)
+    scaled = [
+        (lo, hi, _chebyshev_fit(lambda v: math.erfc(v) * math.exp(v * v), lo, hi, 16))
+        for lo, hi in ((1.0, 2.5), (2.5, 6.0))
+    ]
+    return small, scaled
 
 
 def _erf_float64(x: np.ndarray) -> np.ndarray:
     """The error function, evaluated in float64 (no SciPy needed)."""
+    erf_small, erfc_scaled = _erf_tables()
     x = np.asarray(x, dtype=np.float64)
     a = np.abs(x).ravel()
     y = np.ones_like(a)
     small = a < 1.0
     if np.any(small):
         s = a[small]
-        y[small] = s * _horner(_ERF_SMALL, 2.0 * s * s - 1.0)
-    for lo, hi, coefficients in _ERFC_SCALED:
+        y[small] = s * _horner(erf_small, 2.0 * s * s - 1.0)
+    for lo, hi, coefficients in erfc_scaled:
         band = (a >= lo) & (a < hi)
         if np.any(band):
             b = a[band]

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from onnxpy.kernels.blas import matmul as blas_matmul
 from onnxpy.kernels.registry import NodeInfo, register
 
 __all__ = ["compute_float", "matmul_float", "gemm_runner"]
@@ -61,9 +62,9 @@ def matmul_float(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         raise TypeError(f"MatMul operands differ in type: {a.dtype} and {b.dtype}")
     ca, cb = compute_float(a), compute_float(b)
     if ca.ndim > 2 and cb.ndim == 2 and ca.flags.c_contiguous:
-        y = np.matmul(ca.reshape(-1, ca.shape[-1]), _blas_operand(cb))
+        y = blas_matmul(ca.reshape(-1, ca.shape[-1]), _blas_operand(cb))
         return _as_type(y.reshape((*ca.shape[:-1], cb.shape[-1])), a.dtype)
-    return _as_type(np.matmul(_blas_operand(ca), _blas_operand(cb)), a.dtype)
+    return _as_type(blas_matmul(_blas_operand(ca), _blas_operand(cb)), a.dtype)
 
 
 @register("MatMul", since=(1, 9, 13), fresh=True)
@@ -101,7 +102,7 @@ def _gemm_tail(a, cb, cc, alpha: float, trans_a: int, activation) -> np.ndarray:
     ca = compute_float(a)
     if trans_a:
         ca = ca.T
-    y = np.matmul(ca, cb)  # a fresh array: updated in place below
+    y = blas_matmul(ca, cb)  # a fresh array: updated in place below
     if alpha != 1.0:
         y *= y.dtype.type(alpha) if y.dtype.kind in "iu" else alpha
     if cc is not None:
@@ -152,7 +153,7 @@ def gemm_runner(
         if fast and b is const_b and c is const_c and type(a) is np.ndarray:
             if a.dtype == ready_b.dtype and a.ndim == 2:
                 # The common inference case, kept short: constant B (and C), float operands.
-                y = np.matmul(a.T if transA else a, ready_b)
+                y = blas_matmul(a.T if transA else a, ready_b)
                 if alpha != 1.0:
                     y *= alpha
                 if ready_c is not None:

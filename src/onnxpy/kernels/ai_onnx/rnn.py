@@ -10,28 +10,16 @@ by the activation functions that take that parameter (others use the ONNX defaul
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from onnxpy.kernels.blas import fit_blas_threads
+from onnxpy.kernels.blas import matmul as blas_matmul
 from onnxpy.kernels.registry import register
-from onnxpy.kernels.threads import one_blas_thread
 
 Activation = Callable[[np.ndarray], np.ndarray]
-
-
-def _blas_on_one_thread(kernel: Callable[..., tuple]) -> Callable[..., tuple]:
-    """Run ``kernel`` with BLAS on one thread: its time loop is a chain of small GEMVs
-    (see ``kernels.threads.one_blas_thread``)."""
-
-    @functools.wraps(kernel)
-    def run(*args, **kwargs):
-        with one_blas_thread:
-            return kernel(*args, **kwargs)
-
-    return run
 
 
 # -- activation functions ------------------------------------------------------------------------
@@ -233,6 +221,7 @@ def _run(c: _Common, proj: np.ndarray, states: list[np.ndarray], cell: Cell, rev
     proj = _gather(proj, idx)
     seq_len, batch = proj.shape[:2]
     ys = np.zeros((seq_len, batch, c.hidden), dtype=proj.dtype)
+    _fit_time_loop(batch, c.hidden, proj.shape[-1])
     for s in range(seq_len):
         new = cell(proj[s], states)
         if valid is None:
@@ -245,9 +234,17 @@ def _run(c: _Common, proj: np.ndarray, states: list[np.ndarray], cell: Cell, rev
     return _gather(ys, idx), states
 
 
+def _fit_time_loop(batch: int, hidden: int, gates: int) -> None:
+    """BLAS threads for the loop's [B, H] x [H, G*H] products: one thread for the small ones
+    (a chain of short GEMVs gains nothing from a second thread and suffers when the cores are
+    shared; see ``kernels.blas``)."""
+    fit_blas_threads(batch * hidden * gates)
+
+
 def _projection(c: _Common, w: np.ndarray, bias: np.ndarray) -> np.ndarray:
     seq_len, batch, size = c.x.shape
-    proj = c.x.reshape(seq_len * batch, size) @ w.T + bias
+    proj = blas_matmul(c.x.reshape(seq_len * batch, size), w.T)
+    proj += bias
     return proj.reshape(seq_len, batch, -1)
 
 
@@ -304,6 +301,7 @@ def _lstm_direction(c: _Common, w, r, wb, rb, h0, c0, reverse: bool):
     h = h0
     sig = gates[:, : 3 * hid]
     i, o, f, cand = (gates[:, k * hid : (k + 1) * hid] for k in range(4))
+    _fit_time_loop(batch, hid, 4 * hid)
     for s in range(seq_len - 1, -1, -1) if reverse else range(seq_len):
         np.matmul(h, rt, out=gates)
         gates += proj[s]
@@ -332,6 +330,7 @@ def _gru_direction(c: _Common, w, r, bias, rbh, h0, reverse: bool, linear_before
     tmp = np.empty((batch, hid), dtype=proj.dtype)
     z, rg = zr[:, :hid], zr[:, hid:]
     h = h0
+    _fit_time_loop(batch, hid, 3 * hid)
     for s in range(seq_len - 1, -1, -1) if reverse else range(seq_len):
         step = proj[s]
         np.matmul(h, r_zr, out=zr)
@@ -359,7 +358,6 @@ def _gru_direction(c: _Common, w, r, bias, rbh, h0, reverse: bool, linear_before
 
 
 @register("RNN", since=(1, 7, 14, 22))
-@_blas_on_one_thread
 def rnn(
     x,
     w,
@@ -405,7 +403,6 @@ def rnn(
 
 
 @register("GRU", since=(1, 3, 7, 14, 22))
-@_blas_on_one_thread
 def gru(
     x,
     w,
@@ -472,7 +469,6 @@ def gru(
 
 
 @register("LSTM", since=(1, 7, 14, 22))
-@_blas_on_one_thread
 def lstm(
     x,
     w,

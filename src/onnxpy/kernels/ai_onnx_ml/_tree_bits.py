@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from onnxpy.kernels.ai_onnx_ml._common import sorted_unique
 from onnxpy.kernels.scratch import scratch
 
 # Prefix tables of at most this many (prefix, tree) masks (8 bytes each).
@@ -50,7 +51,7 @@ class BitForest:
     ) -> None:
         interior = leaf_row < 0
         nodes = np.flatnonzero(interior)
-        used = np.unique(feature[nodes]).tolist()
+        used = sorted_unique(feature[nodes]).tolist()
         if (len(nodes) + len(used)) * n_trees > MAX_TABLE_CELLS:
             raise ValueError("the prefix tables would pass MAX_TABLE_CELLS")
         if np.isnan(threshold[interior]).any():  # always false: no place in a sorted order

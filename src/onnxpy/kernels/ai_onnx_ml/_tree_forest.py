@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from onnxpy.kernels.ai_onnx_ml._common import sorted_unique
+
 # Node modes. TreeEnsemble (opset 5) numbers the branch modes 0..6; LEAF is internal.
 LEQ, LT, GTE, GT, EQ, NEQ, MEMBER, LEAF = range(8)
 _MODE_NAMES = {
@@ -151,7 +153,7 @@ def _forest(
     feature = np.where(is_leaf, 0, feature)
     thr32 = threshold.astype(np.float32)
     exact32 = bool(np.array_equal(thr32, threshold, equal_nan=True))
-    branch_modes = np.unique(mode[interior])
+    branch_modes = sorted_unique(mode[interior])
     single = None
     if len(branch_modes) == 0:
         single = LEQ
@@ -279,5 +281,5 @@ def _tree_depths(
         node = np.concatenate([false_child[node], true_child[node]])
         tree = np.concatenate([tree, tree])
         if len(node) > n:  # only a DAG grows past the node count: dedupe
-            key = np.unique(tree * n + node)
+            key = sorted_unique(tree * n + node)
             tree, node = key // n, key % n

@@ -100,10 +100,15 @@ def linear_classifier(
         scores = scores_of(x)
         if binary:
             s = scores[:, 0]
-            label = labels[(s > 0).astype(np.intp)]
-            if post == "LOGISTIC":
-                p = logistic(s)
-                return label, np.stack([1.0 - p, p], axis=1).astype(np.float32)
+            label = labels.take(np.greater(s, 0.0).view(np.uint8))
+            if post in ("LOGISTIC", "NONE"):
+                # [1 - p, p] written into the float32 result (np.stack of the two columns
+                # was a third of a batch-1 run); each value rounded once, as before.
+                p = logistic(s) if post == "LOGISTIC" else s
+                z = np.empty((len(s), 2), dtype=np.float32)
+                np.subtract(1.0, p, out=z[:, 0])
+                z[:, 1] = p
+                return label, z
             z = np.stack([1.0 - s, s], axis=1)
             return label, (apply_post(z, post) if post == "PROBIT" else z).astype(np.float32)
         label = labels.take(scores.argmax(axis=1)) if len(scores) else labels[:0]

@@ -18,6 +18,7 @@ from onnxpy.kernels.ai_onnx_ml._common import (
     class_labels,
     floats_attr,
     post_transform_code,
+    sorted_unique,
 )
 from onnxpy.kernels.ai_onnx_ml._common import post_transform as apply_post
 from onnxpy.kernels.ai_onnx_ml._tree_eval import _input_dtype, _Runner, _Votes
@@ -157,7 +158,7 @@ def _legacy_forest(
     referenced[false_child[interior]] = True
     free = np.flatnonzero(~referenced)
     trees, first = np.unique(tree[free], return_index=True)
-    if len(trees) != len(np.unique(tree)):
+    if len(trees) != len(sorted_unique(tree)):
         raise ValueError("a tree has no root (every node is some node's child)")
     roots = free[first]
     miss = np.asarray(missing, dtype=bool) if _given(missing) is not None else None
@@ -258,7 +259,7 @@ def tree_ensemble_classifier(
     weights = floats_attr(class_weights, class_weights_as_tensor)
     ids = np.asarray(class_ids if class_ids is not None else [], dtype=np.int64)
     n_classes = len(labels)
-    used = np.unique(ids)
+    used = sorted_unique(ids)
     binary = n_classes == 2 and len(used) == 1
     base = floats_attr(base_values, base_values_as_tensor)
     if binary:
@@ -406,14 +407,16 @@ def _membership(modes: np.ndarray, values: np.ndarray | None) -> _Membership | N
         )
     slot = np.full(len(modes), -1, dtype=np.int64)
     slot[members] = np.arange(len(members))
-    all_values = np.unique(np.concatenate(sets[: len(members)] + [np.zeros(0)]))
+    all_values = sorted_unique(np.concatenate(sets[: len(members)] + [np.zeros(0)]))
     if len(all_values) == 0:
         all_values = np.array([np.nan])
     keys = [
         k * len(all_values) + np.searchsorted(all_values, s)
         for k, s in enumerate(sets[: len(members)])
     ]
-    return _Membership(slot, all_values, np.unique(np.concatenate(keys + [np.zeros(0, np.int64)])))
+    return _Membership(
+        slot, all_values, sorted_unique(np.concatenate(keys + [np.zeros(0, np.int64)]))
+    )
 
 
 @register("TreeEnsemble", since=5, domain=ML, factory=True, array_attributes=True)

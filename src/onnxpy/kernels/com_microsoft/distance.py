@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from onnxpy import errors
+from onnxpy.kernels.blas import matmul as blas_matmul
 from onnxpy.kernels.registry import NodeInfo, register
 
 __all__ = ["squared_distances"]
@@ -30,7 +31,7 @@ def squared_distances(a: np.ndarray, b: np.ndarray, b_norms: np.ndarray | None =
     """[M, N] float64 squared euclidean distances between the rows of ``a`` and ``b``."""
     a64 = np.asarray(a, dtype=np.float64)
     b64 = np.asarray(b, dtype=np.float64)
-    d = a64 @ b64.T
+    d = blas_matmul(a64, b64.T)
     d *= -2.0
     d += _norms(a64)[:, None]
     d += (_norms(b64) if b_norms is None else b_norms)[None, :]

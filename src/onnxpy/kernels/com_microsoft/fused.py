@@ -27,6 +27,7 @@ import numpy as np
 from onnxpy.kernels.ai_onnx.activation import relu_in_place, sigmoid_in_place
 from onnxpy.kernels.ai_onnx.conv import InplaceActivation, compute_dtype, conv_runner
 from onnxpy.kernels.ai_onnx.matmul import gemm_runner
+from onnxpy.kernels.blas import matmul as blas_matmul
 from onnxpy.kernels.registry import NodeInfo, register
 
 __all__ = ["activation_function", "inplace_activation"]
@@ -254,7 +255,7 @@ def _fused_matmul(a, b, alpha: float, trans_a: int, trans_b: int, tba: int, tbb:
     ct = compute_dtype(dtype)
     ca = _operand(a.astype(ct, copy=False), trans_a, tba, "A")
     cb = _operand(b.astype(ct, copy=False), trans_b, tbb, "B")
-    y = np.matmul(ca, cb)
+    y = blas_matmul(ca, cb)
     if alpha != 1.0:
         y = y * np.asarray(alpha, dtype=ct)
     return _cast(y, dtype)

@@ -29,6 +29,7 @@ from onnxpy.kernels.ai_onnx.quantize import (
     dynamic_quantize_linear,
     quantize_linear,
 )
+from onnxpy.kernels.blas import matmul as blas_matmul
 from onnxpy.kernels.intgemm import Requantizer, integer_range, requantize
 from onnxpy.kernels.registry import NodeInfo, register
 
@@ -412,9 +413,9 @@ def matmul_nbits(info: NodeInfo, *, K=None, N=None, accuracy_level=0, bits=4, bl
         a = np.asarray(a)
         af = a.astype(np.float32, copy=False)
         if af.ndim > 2 and af.flags.c_contiguous:
-            y = np.matmul(af.reshape(-1, af.shape[-1]), w).reshape(*af.shape[:-1], w.shape[1])
+            y = blas_matmul(af.reshape(-1, af.shape[-1]), w).reshape(*af.shape[:-1], w.shape[1])
         else:
-            y = np.matmul(af, w)
+            y = blas_matmul(af, w)
         if bias is not None:
             y += np.asarray(bias, dtype=np.float32)
         return y.astype(a.dtype, copy=False)

@@ -29,6 +29,7 @@ import numpy as np
 from onnxpy import errors
 from onnxpy.kernels.ai_onnx.elementwise import erf, gelu_float32, unary_in_place
 from onnxpy.kernels.ai_onnx.norm import standardize_last
+from onnxpy.kernels.blas import matmul as blas_matmul
 from onnxpy.kernels.registry import NodeInfo, register
 
 MS = "com.microsoft"
@@ -320,7 +321,7 @@ def _attend(
     causal: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     """softmax(q k^T * scale + masks) v over (B, H, S, T); also the pre-softmax scores."""
-    scores = np.matmul(q, np.swapaxes(k, -1, -2))
+    scores = blas_matmul(q, np.swapaxes(k, -1, -2))
     scores *= scores.dtype.type(scale)
     if keep is not None:
         scores += np.where(keep, 0, scores.dtype.type(mask_filter)).astype(scores.dtype)
@@ -333,7 +334,7 @@ def _attend(
         logits = np.where(future, -np.inf, scores)
     e = np.exp(logits - logits.max(axis=-1, keepdims=True))
     e /= e.sum(axis=-1, keepdims=True)
-    return np.matmul(e, v), scores
+    return blas_matmul(e, v), scores
 
 
 # A row whose exponentials, taken from the largest score of the whole tensor, sum to at least
@@ -414,7 +415,7 @@ def _mha_fused(
         vb = bias[2 * hidden :]
     qh = qs.reshape(b, s, heads, d).transpose(0, 2, 1, 3)
     kt = k.reshape(b, t, heads, d).transpose(0, 2, 3, 1)
-    scores = np.matmul(qh, kt)  # (B, H, S, T), fresh
+    scores = blas_matmul(qh, kt)  # (B, H, S, T), fresh
     keep = keep_of(b, s, t)
     masked = None if keep is None else ~keep
     if masked is not None:
@@ -434,7 +435,7 @@ def _mha_fused(
     total = _exp_rows_inplace(scores, exact_rows)
     out = np.empty((b, s, heads, dv), dtype=q.dtype)
     by_head = out.swapaxes(1, 2)  # (B, H, S, dv) view of the merged layout
-    np.matmul(scores, v.reshape(b, t, heads, dv).transpose(0, 2, 1, 3), out=by_head)
+    blas_matmul(scores, v.reshape(b, t, heads, dv).transpose(0, 2, 1, 3), out=by_head)
     np.reciprocal(total, out=total)
     by_head *= total
     out = out.reshape(b, s, v_hidden)
@@ -487,7 +488,7 @@ def attention(
         cx, dtype = _float_input(x)
         if cx.ndim != 3:
             raise ValueError(f"input must be (batch, sequence, hidden), got rank {cx.ndim}")
-        proj = np.matmul(cx, _as(weights, cx.dtype))
+        proj = blas_matmul(cx, _as(weights, cx.dtype))
         if bias is not None:
             proj += _as(bias, cx.dtype)
         total = proj.shape[-1]

@@ -8,8 +8,6 @@ shape and bytes) are merged first, so expressions over copies of one constant ma
 
 from __future__ import annotations
 
-import hashlib
-
 from onnx import NodeProto, TensorProto
 
 from onnxpy.model.tensors import tensor_nbytes
@@ -80,10 +78,11 @@ def _merge_constants(ctx: GraphContext) -> bool:
     return changed
 
 
-def _digest(t: TensorProto) -> str:
-    """Hash of the tensor's value (its encoding without the name)."""
+def _digest(t: TensorProto) -> bytes:
+    """The tensor's value as a key: its encoding without the name (small tensors only, so the
+    bytes themselves serve; a SHA-256 meant importing hashlib, ~4 ms of start-up)."""
     copy = TensorProto()
     copy.CopyFrom(t)
     copy.name = ""
     copy.doc_string = ""
-    return hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()
+    return copy.SerializeToString(deterministic=True)

@@ -44,6 +44,8 @@ class Float16Compute(Pass):
     level = EXTENDED
 
     def run(self, ctx: GraphContext) -> bool:
+        if not _mentions_half(ctx):
+            return False
         boundary = ctx.graph_inputs | ctx.graph_outputs
         half = self._half_values(ctx, boundary)
         if not half or not self._all_convertible(ctx, half):
@@ -116,6 +118,30 @@ class Float16Compute(Pass):
             if a.type == a.TENSOR and a.t.data_type == _F16:
                 value = numpy_helper.to_array(a.t).astype(np.float32)
                 a.t.CopyFrom(numpy_helper.from_array(value, a.t.name))
+
+
+def _mentions_half(ctx: GraphContext) -> bool:
+    """Whether any float16 value can exist: every one starts at a declared type, a tensor, a
+    Cast or a ``dtype`` attribute saying so. Asking every value's inferred type instead cost
+    GPT-2 (3,300 nodes, no float16) 260 ms of its session creation."""
+    g = ctx.graph
+    for vi in (*g.input, *g.output, *g.value_info):
+        which = vi.type.WhichOneof("value")
+        if which not in (None, "tensor_type") or vi.type.tensor_type.elem_type == _F16:
+            return True  # sequences, maps, optionals: let the full analysis decide
+    if any(t.data_type == _F16 for t in g.initializer):
+        return True
+    if any(t.values.data_type == _F16 for t in g.sparse_initializer):
+        return True
+    for _, node in ctx.nodes():
+        for a in node.attribute:
+            if a.type == a.INT and a.i == _F16 and a.name in ("to", "dtype"):
+                return True
+            if a.type == a.TENSOR and a.t.data_type == _F16:
+                return True
+            if a.type in (a.GRAPH, a.GRAPHS):
+                return True  # let the full analysis decide (it refuses subgraphs)
+    return False
 
 
 def _to(node: NodeProto) -> int:
