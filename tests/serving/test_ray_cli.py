@@ -1,0 +1,114 @@
+"""``onnxpy serve --ray`` as users run it, and the deployment options it derives."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ray", reason="the Ray tests need the ray extra")
+pytest.importorskip("tritonclient.http", reason="the server tests need tritonclient (dev extra)")
+
+import tritonclient.http as th  # noqa: E402
+
+from onnxpy.cli import main  # noqa: E402
+from onnxpy.errors import InvalidArgument  # noqa: E402
+from onnxpy.serving.ray.options import (  # noqa: E402
+    RayOptions,
+    deployment_options,
+    ongoing_requests_for,
+    parse_autoscale,
+)
+from onnxpy.serving.settings import ServeSettings  # noqa: E402
+from tests.serving.conftest import ServerProcess  # noqa: E402
+from tests.serving.models import add_model, linear_model, save, write_config  # noqa: E402
+
+
+def _reachable(address: str) -> bool:
+    host, port = address.rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("ray")
+def test_serve_ray_starts_its_own_ray_and_stops_it_on_sigterm(tmp_path):
+    model = save(add_model(1.0), tmp_path / "add.onnx")
+    srv = ServerProcess(str(model), "--ray", "--num-cpus-per-replica", "0.5", "--no-access-log")
+    try:
+        words = dict(w.split("=", 1) for w in srv._address_line.split()[3:])
+        srv.wait_ready(timeout=120)
+        client = th.InferenceServerClient(srv.http)
+        x = np.arange(8, dtype=np.float32).reshape(2, 4)
+        a = th.InferInput("x", [2, 4], "FP32")
+        a.set_data_from_numpy(x)
+        np.testing.assert_array_equal(client.infer("add", [a]).as_numpy("y"), x + 1)
+        assert _reachable(words["ray"])  # the GCS of the Ray instance the command started
+    finally:
+        code = srv.stop(signal.SIGTERM, timeout=90)
+    assert code == 0, srv.log
+    assert "stopped in" in srv.log
+    deadline = time.monotonic() + 30
+    while _reachable(words["ray"]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _reachable(words["ray"]), "the local Ray instance outlived the command"
+
+
+def test_ray_flags_need_ray_and_ray_refuses_what_serve_cannot_do(tmp_path, capsys):
+    model = save(add_model(1.0), tmp_path / "add.onnx")
+    assert main(["serve", str(model), "--replicas", "2"]) == 2
+    assert "only apply with --ray" in capsys.readouterr().err
+    assert main(["serve", str(model), "--ray", "--replicas", "2", "--autoscale", "1,2,4"]) == 3
+    assert main(["serve", str(model), "--ray", "--http-port", "-1"]) == 3
+    err = capsys.readouterr().err
+    assert "not both" in err and "--http-port cannot be -1" in err
+
+
+def test_max_ongoing_requests_lets_the_largest_batches_fill(tmp_path):
+    save(add_model(1.0), tmp_path / "add" / "1" / "model.onnx")  # no config: unbatched
+    save(linear_model(), tmp_path / "linear" / "1" / "model.onnx")
+    write_config(
+        tmp_path / "linear",
+        "max_batch_size: 16\ndynamic_batching { }\ninstance_group [ { count: 2 } ]\n",
+    )
+    settings = ServeSettings(model_repository=str(tmp_path))
+    assert ongoing_requests_for(settings) == (2 + 1) * 16
+    # a bare file batches with --max-batch-size
+    bare = ServeSettings(model_repository=str(tmp_path / "add" / "1" / "model.onnx"),
+                         max_batch_size=64)  # fmt: skip
+    assert ongoing_requests_for(bare) == 2 * 64
+    assert ongoing_requests_for(ServeSettings(model_repository=str(tmp_path / "add"))) == 5
+    options = deployment_options(settings, RayOptions(replicas=3, num_cpus_per_replica=0.5))
+    assert options["num_replicas"] == 3 and options["max_ongoing_requests"] == 48
+    assert options["ray_actor_options"] == {"num_cpus": 0.5}
+    scaled = deployment_options(settings, RayOptions(autoscale=parse_autoscale("1,4,8")))
+    assert scaled["autoscaling_config"] == {
+        "min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 8.0,
+    }  # fmt: skip
+    assert "num_replicas" not in scaled
+    for bad in ("1,4", "a,b,c"):
+        with pytest.raises(InvalidArgument, match="MIN,MAX"):
+            parse_autoscale(bad)
+    with pytest.raises(InvalidArgument, match="MIN <= MAX"):
+        RayOptions(autoscale=(3, 2, 1.0))
+
+
+def test_build_takes_serve_run_arguments(tmp_path):
+    from onnxpy.serving.ray import build
+
+    save(add_model(1.0), tmp_path / "add" / "1" / "model.onnx")
+    application = build({"repository": str(tmp_path), "replicas": "2", "max_batch_size": "8",
+                         "num_cpus_per_replica": "0.25"})  # fmt: skip
+    ingress = application._bound_deployment
+    assert ingress.name == "onnxpy" and ingress.num_replicas == 2
+    assert ingress.ray_actor_options["num_cpus"] == 0.25
+    settings = ingress.init_args[0]
+    assert settings.model_repository == str(tmp_path) and settings.max_batch_size == 8
+    with pytest.raises(InvalidArgument, match="unknown setting"):
+        build({"repository": str(tmp_path), "no_such_setting": "1"})
