@@ -170,6 +170,15 @@ def test_predictor_keeps_row_count_and_marks_refused_rows(data):
     assert out.num_rows == 3
     assert out.column("label").null_count == 1 and out.column("label")[1].as_py() is None
     assert out.column("__onnxpy_error__").to_pylist()[0] is None
+    # strings that parse are fed; the row whose value does not is refused alone
+    texts = pa.table(
+        {"X": [[str(v) for v in x[0]], ["5.1", "abc", "1.4", "0.2"], [str(v) for v in x[2]]]}
+    )
+    out = BatchPredictor(str(tensor))(texts)
+    errors = out.column("__onnxpy_error__").to_pylist()
+    assert errors[0] is None and errors[2] is None and "column 'X'" in errors[1]
+    label, _ = expected_outputs(tensor, x[[0, 2]])
+    assert out.column("label").to_pylist() == [label[0], None, label[1]]
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import signal
 import socket
 import time
 
+import httpx
 import numpy as np
 import pytest
 
@@ -40,7 +41,8 @@ def _reachable(address: str) -> bool:
 @pytest.mark.xdist_group("ray")
 def test_serve_ray_starts_its_own_ray_and_stops_it_on_sigterm(tmp_path):
     model = save(add_model(1.0), tmp_path / "add.onnx")
-    srv = ServerProcess(str(model), "--ray", "--num-cpus-per-replica", "0.5", "--no-access-log")
+    srv = ServerProcess(str(model), "--ray", "--num-cpus-per-replica", "0.5", "--no-access-log",
+                        "--metrics-port", "0")  # fmt: skip
     try:
         words = dict(w.split("=", 1) for w in srv._address_line.split()[3:])
         srv.wait_ready(timeout=120)
@@ -50,6 +52,14 @@ def test_serve_ray_starts_its_own_ray_and_stops_it_on_sigterm(tmp_path):
         a.set_data_from_numpy(x)
         np.testing.assert_array_equal(client.infer("add", [a]).as_numpy("y"), x + 1)
         assert _reachable(words["ray"])  # the GCS of the Ray instance the command started
+        # --metrics-port is served by the command itself: every replica's series, labelled
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            text = httpx.get(srv.metrics, timeout=10).text
+            if 'nv_inference_request_success{model="add",replica=' in text:
+                break
+            time.sleep(0.5)
+        assert 'nv_inference_request_success{model="add",replica=' in text, text[:2000]
     finally:
         code = srv.stop(signal.SIGTERM, timeout=90)
     assert code == 0, srv.log
@@ -68,6 +78,21 @@ def test_ray_flags_need_ray_and_ray_refuses_what_serve_cannot_do(tmp_path, capsy
     assert main(["serve", str(model), "--ray", "--http-port", "-1"]) == 3
     err = capsys.readouterr().err
     assert "not both" in err and "--http-port cannot be -1" in err
+
+
+def test_without_ray_the_command_names_the_extra(tmp_path, monkeypatch, capsys):
+    import sys
+
+    model = save(add_model(1.0), tmp_path / "add.onnx")
+    monkeypatch.setitem(sys.modules, "ray.serve", None)  # import ray.serve -> ImportError
+    monkeypatch.setitem(sys.modules, "ray.data", None)
+    assert main(["serve", str(model), "--ray"]) == 4
+    assert 'pip install "onnxpy[ray]"' in capsys.readouterr().err
+    data = tmp_path / "x.npy"
+    np.save(data, np.zeros((2, 4), dtype=np.float32))
+    assert main(["batch", str(model), "-i", str(data), "-o", str(tmp_path / "o.parquet"),
+                 "--ray"]) == 4  # fmt: skip
+    assert 'pip install "onnxpy[ray]"' in capsys.readouterr().err
 
 
 def test_max_ongoing_requests_lets_the_largest_batches_fill(tmp_path):
@@ -112,3 +137,28 @@ def test_build_takes_serve_run_arguments(tmp_path):
     assert settings.model_repository == str(tmp_path) and settings.max_batch_size == 8
     with pytest.raises(InvalidArgument, match="unknown setting"):
         build({"repository": str(tmp_path), "no_such_setting": "1"})
+
+
+@pytest.mark.parametrize("name", ["serve-config.yaml", "rayservice.yaml"])
+def test_the_shipped_serve_configs_are_valid_and_build(tmp_path, name):
+    """deploy/ray's files: Serve's own schema accepts them and their arguments build the app
+    (the model repository swapped for a local one; no cluster is started)."""
+    from pathlib import Path
+
+    import yaml
+    from ray.serve.schema import ServeDeploySchema
+
+    from onnxpy.serving.ray import build
+    from onnxpy.serving.ray.application import GRPC_SERVICER_FUNCTION
+
+    document = yaml.safe_load((Path(__file__).parents[2] / "deploy" / "ray" / name).read_text())
+    if document.get("kind") == "RayService":
+        document = yaml.safe_load(document["spec"]["serveConfigV2"])
+    config = ServeDeploySchema.model_validate(document)
+    assert config.grpc_options.grpc_servicer_functions == [GRPC_SERVICER_FUNCTION]
+    (spec,) = config.applications
+    assert spec.import_path == "onnxpy.serving.ray:build" and spec.route_prefix == "/"
+    save(add_model(1.0), tmp_path / "add" / "1" / "model.onnx")
+    ingress = build({**spec.args, "model_repository": str(tmp_path)})._bound_deployment
+    assert ingress.init_args[0].model_repository == str(tmp_path)
+    assert ingress.ray_actor_options["num_cpus"] == spec.args["num_cpus_per_replica"]

@@ -188,6 +188,28 @@ def _leaves(array: pa.Array, what: str, reasons: dict[int, str]) -> tuple[pa.Arr
     return flat, row_of
 
 
+def _uniform_leaves(array: pa.Array) -> tuple[pa.Array, int] | None:
+    """The common case, fast: lists without nulls, the same length on every row at each level.
+    (leaf values, values per row), or None when some row differs (the general path then finds
+    which)."""
+    flat, per_row = array, 1
+    while _is_list(flat.type):
+        if flat.null_count or not len(flat):
+            return None
+        if pa.types.is_fixed_size_list(flat.type):
+            size = flat.type.list_size
+        else:
+            sizes = pc.list_value_length(flat).to_numpy(zero_copy_only=False)
+            size = int(sizes[0])
+            if not np.all(sizes == size):
+                return None
+        per_row *= size
+        flat = pc.list_flatten(flat)
+    if flat.null_count:
+        return None
+    return flat, per_row
+
+
 def _fill(
     leaves: pa.Array,
     row_of: np.ndarray,
@@ -238,9 +260,18 @@ def _column(
     what = f"column '{name}'"
     if isinstance(array.type, pa.BaseExtensionType):
         return _tensor_column(array, src, what)
+    known = None not in src.row_shape
+    uniform = _uniform_leaves(array) if _is_list(array.type) else None
+    if uniform is not None and (known or len(src.row_shape) == 1):
+        leaves, per_row = uniform
+        if not known or per_row == prod(src.row_shape):
+            shape = [d if d is not None else per_row for d in src.row_shape]
+            try:  # rows refused by other columns are dropped later, with the feeds
+                return _convert(leaves, src.dtype, what).reshape(n, *shape)
+            except ValueError:
+                pass  # some value does not convert: the general path finds its row
     leaves, row_of = _leaves(array, what, reasons)
     lengths = np.bincount(row_of, minlength=n)
-    known = None not in src.row_shape
     if not _is_list(array.type):
         if prod(src.row_shape) != 1 or not known:
             raise InvalidArgument(

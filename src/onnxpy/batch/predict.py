@@ -83,19 +83,26 @@ class BatchPredictor:
         rows = np.flatnonzero(good)
         values, failed = self._run(feeds, rows) if len(rows) else (None, {})
         reasons.update(failed)
-        ran = np.ones(n, dtype=bool)
-        ran[list(reasons)] = False
         columns = {c: batch.column(c) for c in self._keep}
-        index = np.full(n, -1, dtype=np.int64)
-        index[ran] = np.arange(int(ran.sum()))
-        positions = pa.array(index, mask=~ran)
+        ran_count = n - len(reasons)
+        positions = None  # where each row's output is among the rows that ran (null: refused)
+        if reasons:
+            ran = np.ones(n, dtype=bool)
+            ran[list(reasons)] = False
+            index = np.full(n, -1, dtype=np.int64)
+            index[ran] = np.arange(ran_count)
+            positions = pa.array(index, mask=~ran)
         for name, value in zip(self.outputs, values or [None] * len(self.outputs)):
-            if value is None:  # no row ran: an all-null column of the output's type
+            if value is None:  # no row ran: an all-null column
                 columns[name] = pa.nulls(n)
                 continue
-            columns[name] = output_array(name, value, int(ran.sum())).take(positions)
-        errors = [reasons.get(r) for r in range(n)]
-        columns[ERROR_COLUMN] = pa.array(errors, type=pa.string())
+            array = output_array(name, value, ran_count)
+            columns[name] = array if positions is None else array.take(positions)
+        if reasons:
+            errors = pa.array([reasons.get(r) for r in range(n)], type=pa.string())
+        else:
+            errors = pa.nulls(n, type=pa.string())
+        columns[ERROR_COLUMN] = errors
         return pa.table(columns)
 
     def _run(

@@ -99,7 +99,13 @@ def _listening_line(settings: ServeSettings, details: dict[str, Any], metrics: s
     host = http.get("host", settings.host)
     names = [f"http={scheme}://{host}:{http.get('port', settings.http_port)}"]
     if GRPC_SERVICER_FUNCTION in (grpc.get("grpc_servicer_functions") or []):
-        names.append(f"grpc=0.0.0.0:{grpc.get('port', settings.grpc_port)}")
+        port = grpc.get("port", settings.grpc_port)
+        names.append(f"grpc={settings.host}:{port}")
+        log.warning(
+            "Ray Serve's gRPC proxy listens on every interface (port %s) whatever --host says, "
+            "and so do Ray's own processes: firewall them, or use --grpc-port -1 for no gRPC "
+            "(docs/scaling.md, Security)", port,
+        )  # fmt: skip
     if metrics:
         names.append(metrics)
     import ray
@@ -112,15 +118,17 @@ class _ClusterMetrics:
     """What the metrics app needs of a data plane, answered by the coordinator."""
 
     def __init__(self, app_name: str) -> None:
-        from ray import serve
-
-        from onnxpy.serving.ray.coordinator import Coordinator
-
-        self._handle = serve.get_deployment_handle(Coordinator.name, app_name)
+        self._app_name = app_name
+        self._handle: Any = None
 
     async def metrics_exposition(self) -> bytes:
-        from onnxpy.serving.ray.cluster_metrics import merge_expositions
+        from ray import serve
 
+        from onnxpy.serving.ray.cluster_metrics import merge_expositions
+        from onnxpy.serving.ray.coordinator import Coordinator
+
+        if self._handle is None:  # the port opens before the application is deployed
+            self._handle = serve.get_deployment_handle(Coordinator.name, self._app_name)
         return merge_expositions(await self._handle.metrics.remote())
 
 
