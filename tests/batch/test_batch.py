@@ -63,6 +63,52 @@ def test_cli_over_100k_rows_equals_a_session_run_and_reports_bad_rows(data, tmp_
     assert "row 7:" in captured.err and "needs 4" in captured.err
 
 
+@pytest.mark.slow
+def test_the_command_on_a_terminal_shows_a_progress_bar_then_the_summary(data, tmp_path):
+    """A real ``onnxpy batch`` process with stderr on a pseudo-terminal: the bar is drawn there
+    (rich, cleared at the end), the summary goes to stdout, which here is a pipe."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+
+    pytest.importorskip("rich", reason="the progress bar is rich's (extra batch)")
+    folder, _, tensor, _, x = data
+    out = tmp_path / "out.parquet"
+    main_fd, term_fd = pty.openpty()
+    env = {**os.environ, "COLUMNS": "100", "TERM": "xterm"}
+    env.pop("NO_COLOR", None)
+    command = [sys.executable, "-m", "onnxpy", "batch", str(tensor), "-i",
+               str(folder / "flowers.parquet"), "-o", str(out), "--keep", "id"]  # fmt: skip
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=term_fd, env=env)
+    os.close(term_fd)
+    drawn = b""
+    while True:  # read the terminal while the command runs (its buffer is small)
+        ready, _, _ = select.select([main_fd], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(main_fd, 65536)
+            except OSError:  # EIO: the command exited, closing the terminal's last handle
+                chunk = b""
+            if not chunk:
+                break
+            drawn += chunk
+        elif proc.poll() is not None:
+            break
+    os.close(main_fd)
+    summary = proc.stdout.read().decode()
+    assert proc.wait(60) == 1  # some rows refused, the others written
+    terminal = drawn.decode(errors="replace")
+    assert "rows" in terminal and "100%" in terminal, terminal[-2000:]
+    assert "row 7:" in terminal  # the refused rows are listed on stderr too
+    good = ROWS - len(BAD_ROWS)
+    assert f"{ROWS:,} rows in " in summary and "rows/s" in summary, summary
+    assert f"{good:,} written -> {out}" in summary and f"{len(BAD_ROWS)} refused" in summary
+    assert "\x1b" not in summary  # nothing of the bar in the piped results
+    assert pq.read_table(out).column_names == ["id", "label", "probabilities"]
+
+
 def test_all_good_rows_exit_zero_and_zipmap_becomes_a_map_column(data, tmp_path):
     folder, clf, _, zipmap, x = data
     table = pa.table({"id": np.arange(150), "X": pa.FixedSizeListArray.from_arrays(
