@@ -78,6 +78,17 @@ def test_ray_flags_need_ray_and_ray_refuses_what_serve_cannot_do(tmp_path, capsy
     assert main(["serve", str(model), "--ray", "--http-port", "-1"]) == 3
     err = capsys.readouterr().err
     assert "not both" in err and "--http-port cannot be -1" in err
+    # Serve's gRPC proxy has no TLS: refused before anything starts, unless gRPC is off
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("not read before the refusal")
+    key.write_text("not read before the refusal")
+    tls = ["--tls-cert", str(cert), "--tls-key", str(key)]
+    assert main(["serve", str(model), "--ray", *tls]) == 3
+    assert "gRPC proxy has no TLS" in capsys.readouterr().err
+    from onnxpy.serving.ray.cluster import check_ray_settings
+
+    check_ray_settings(ServeSettings(model_repository=str(model), tls_cert=str(cert),
+                                     tls_key=str(key), grpc_port=-1))  # fmt: skip
 
 
 def test_without_ray_the_command_names_the_extra(tmp_path, monkeypatch, capsys):
