@@ -32,3 +32,53 @@ def pytest_sessionfinish(session, exitstatus):
         for r in skipped:
             reporter.write_line(f"  {r.nodeid}: {r.longrepr}")
         session.exitstatus = 1
+
+
+# -- one local Ray instance per test session ----------------------------------------------------
+# Ray takes seconds to start and a few hundred MB per process: every Ray test shares these two
+# fixtures (the modules that use them carry the xdist group "ray", and addopts uses --dist
+# loadgroup, so under -n 2 they all run in one worker, one after the other).
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A local Ray instance: 2 CPUs, no dashboard, logs kept out of the test output."""
+    ray = pytest.importorskip("ray", reason="the Ray tests need the ray extra")
+    import logging
+
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+    )
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def ray_serve(ray_local):
+    """Serve on ``ray_local``: HTTP and gRPC proxies on free ports, onnxpy's gRPC service."""
+    import socket
+    from types import SimpleNamespace
+
+    from ray import serve
+
+    from onnxpy.serving.ray.application import GRPC_SERVICER_FUNCTION
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    serve.start(
+        http_options={"host": "127.0.0.1", "port": ports[0]},
+        grpc_options={"port": ports[1], "grpc_servicer_functions": [GRPC_SERVICER_FUNCTION]},
+    )
+    try:
+        yield SimpleNamespace(http=f"127.0.0.1:{ports[0]}", grpc=f"127.0.0.1:{ports[1]}")
+    finally:
+        serve.shutdown()

@@ -173,13 +173,22 @@ def write_config(folder: Path, text: str) -> None:
     (folder / "config.pbtxt").write_text(textwrap.dedent(text))
 
 
-def triton_repository(root: Path) -> dict[str, object]:
-    """The main test repository; returns what tests need to compute expectations."""
+def iris_repository(root: Path) -> tuple[object, np.ndarray]:
+    """rf_iris (ZipMap) and rf_iris_tensor as version 1 of a Triton repository; (clf, x)."""
     clf, x, zipmap, tensor = iris_models(root / "_src")
     (root / "rf_iris" / "1").mkdir(parents=True)
     zipmap.replace(root / "rf_iris" / "1" / "model.onnx")
     (root / "rf_iris_tensor" / "1").mkdir(parents=True)
     tensor.replace(root / "rf_iris_tensor" / "1" / "model.onnx")
+    for leftover in (root / "_src").iterdir():
+        leftover.unlink()
+    (root / "_src").rmdir()
+    return clf, x
+
+
+def triton_repository(root: Path) -> dict[str, object]:
+    """The main test repository; returns what tests need to compute expectations."""
+    clf, x = iris_repository(root)
     write_config(
         root / "rf_iris_tensor",
         """
@@ -193,8 +202,6 @@ def triton_repository(root: Path) -> dict[str, object]:
         """,
     )
     (root / "rf_iris_tensor" / "labels.txt").write_text("setosa\nversicolor\nvirginica\n")
-    (root / "_src" / "rf_iris.onnx").unlink(missing_ok=True)
-    (root / "_src").rmdir()
     for version, constant in ((1, 1.0), (2, 2.0)):
         save(add_model(constant), root / "add" / str(version) / "model.onnx")
     write_config(

@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "view": ("view", "The graph as a page (HTML/SVG, timings, diff) or in Netron."),
     "quantize": ("quantize", "Quantize a model (dynamic, static, int4 weight-only, float16)."),
     "serve": ("serve", "Serve models over KServe v2 REST and gRPC (Triton-compatible)."),
+    "batch": ("batch", "Run a model over every row of a dataset (Parquet out; Ray Data)."),
 }
 
 
@@ -95,6 +96,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
       onnxpy bench model.onnx --batch 1,32 --plot bench.png
       onnxpy view model.onnx --html model.html
       onnxpy serve model.onnx
+      onnxpy batch model.onnx -i data.parquet -o predictions.parquet
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug

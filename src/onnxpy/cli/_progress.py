@@ -20,11 +20,13 @@ def progress(description: str) -> Iterator[Callable[[int, int], None]]:
         yield lambda done, total: None
         return
     try:
+        from rich.console import Console
         from rich.progress import Progress
     except ImportError:
         yield lambda done, total: None
         return
-    with Progress(transient=True, console=None) as bar:
+    # on stderr, the stream checked above: stdout may be a pipe carrying the command's results
+    with Progress(transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task(description, total=None)
 
         def update(done: int, total: int) -> None:

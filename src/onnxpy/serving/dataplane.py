@@ -14,7 +14,8 @@ raise through :mod:`~onnxpy.serving.errors`' table. Its API, for any host proces
 
 ``live``, ``ready``, ``server_metadata``, ``model_ready``, ``model_metadata``,
 ``model_config``, ``model_statistics``, ``repository_index``, ``load_model`` and
-``unload_model`` answer the other v2 routes; ``metrics_text`` is the Prometheus exposition. A
+``unload_model`` answer the other v2 routes; ``metrics_text`` is the Prometheus exposition
+(``metrics_exposition``, awaited by the ``/metrics`` routes, is where a host adds more). A
 data plane holds all its state (models, metrics registry, threads), so several can live in one
 process; ``infer`` needs a running asyncio loop, everything else is plain blocking Python
 (``load_model``/``unload_model`` may take seconds: call them through ``asyncio.to_thread``).
@@ -134,6 +135,11 @@ class DataPlane:
 
     def metrics_text(self) -> bytes:
         return self.metrics.exposition()
+
+    async def metrics_exposition(self) -> bytes:
+        """What ``/metrics`` answers: this data plane's metrics. A host that gathers them from
+        several processes overrides it (Ray Serve: every replica's, labelled by replica)."""
+        return self.metrics_text()
 
     # -- inference -----------------------------------------------------------------------------
     async def infer(self, request: InferRequest) -> InferResponse:

@@ -172,7 +172,7 @@ def create_app(dataplane: DataPlane, settings: ServeSettings) -> Any:
         return _json({})
 
     async def metrics(request: Request) -> Response:
-        return Response(dp.metrics_text(), media_type=CONTENT_TYPE)
+        return Response(await dp.metrics_exposition(), media_type=CONTENT_TYPE)
 
     async def not_offered(request: Request) -> Response:
         raise Unsupported(
@@ -214,7 +214,7 @@ def create_metrics_app(dataplane: DataPlane, settings: ServeSettings) -> Any:
     """An app serving only ``GET /metrics`` (for ``--metrics-port``), with the same guard."""
 
     async def metrics(request: Request) -> Response:
-        return Response(dataplane.metrics_text(), media_type=CONTENT_TYPE)
+        return Response(await dataplane.metrics_exposition(), media_type=CONTENT_TYPE)
 
     app = Starlette(
         routes=[Route("/metrics", _endpoint(metrics), methods=["GET"])],

@@ -37,7 +37,7 @@ from onnxpy.serving.grpc.convert import (
 from onnxpy.serving.http_guard import access_logger
 from onnxpy.serving.settings import ServeSettings
 
-__all__ = ["InferenceServicer", "create_grpc_server", "SERVICE"]
+__all__ = ["InferenceServicer", "create_grpc_server", "api_key_matches", "SERVICE"]
 
 log = logging.getLogger("onnxpy.serving")
 SERVICE = "inference.GRPCInferenceService"
@@ -222,14 +222,20 @@ class _ApiKeyInterceptor(grpc.aio.ServerInterceptor):
         return grpc.unary_unary_rpc_method_handler(refuse)
 
     def _authorized(self, metadata: Any) -> bool:
-        for key, value in metadata:
-            value = value.encode() if isinstance(value, str) else value
-            if key == "authorization" and value[:7].lower() == b"bearer ":
-                if hmac.compare_digest(value[7:].strip(), self._key):
-                    return True
-            elif key == "x-api-key" and hmac.compare_digest(value.strip(), self._key):
+        return api_key_matches(metadata, self._key)
+
+
+def api_key_matches(metadata: Any, key: bytes) -> bool:
+    """Whether gRPC metadata carries ``key`` (``authorization: Bearer KEY`` or ``x-api-key``);
+    shared with the Ray Serve replicas, which see the metadata the proxy forwards."""
+    for name, value in metadata:
+        value = value.encode() if isinstance(value, str) else value
+        if name == "authorization" and value[:7].lower() == b"bearer ":
+            if hmac.compare_digest(value[7:].strip(), key):
                 return True
-        return False
+        elif name == "x-api-key" and hmac.compare_digest(value.strip(), key):
+            return True
+    return False
 
 
 class _NotOffered(grpc.GenericRpcHandler):
