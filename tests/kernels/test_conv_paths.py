@@ -41,6 +41,15 @@ CASES = [
     ((1, 3, 11, 11), (4, 3, 7, 7), {"pads": [3, 3, 3, 3], "strides": [2, 2]}),
     ((2, 4, 8, 8), (6, 2, 3, 3), {"group": 2, "dilations": [2, 1]}),
     ((2, 4, 8, 8), (4, 1, 3, 3), {"group": 4, "pads": [1, 1, 1, 1]}),
+    # depthwise: stride phases with TensorFlow's asymmetric "same" pads, odd sizes, a channel
+    # multiplier, dilation, 1-D and 3-D, unpadded, 5x5 with a stride of 3
+    ((2, 5, 9, 8), (5, 1, 3, 3), {"group": 5, "pads": [0, 0, 1, 1], "strides": [2, 2]}),
+    ((1, 3, 7, 10), (6, 1, 3, 3), {"group": 3, "pads": [1, 2, 1, 0], "strides": [2, 1]}),
+    ((1, 4, 9, 9), (4, 1, 3, 3), {"group": 4, "pads": [2, 2, 2, 2], "dilations": [2, 2]}),
+    ((2, 3, 11), (3, 1, 3), {"group": 3, "pads": [1, 1]}),
+    ((1, 3, 5, 6, 7), (3, 1, 3, 3, 3), {"group": 3, "pads": [1, 1, 1, 1, 1, 1]}),
+    ((1, 4, 6, 6), (4, 1, 3, 3), {"group": 4}),
+    ((1, 2, 13, 12), (2, 1, 5, 5), {"group": 2, "pads": [2, 2, 2, 2], "strides": [3, 3]}),
     ((2, 4, 9), (3, 4, 3), {"strides": [2]}),
     ((1, 2, 4, 5, 5), (3, 2, 1, 1, 1), {}),
     ((1, 2, 4, 5, 5), (3, 2, 2, 3, 3), {"pads": [0, 1, 1, 1, 1, 0]}),
@@ -65,6 +74,25 @@ def test_conv_pointwise_float64_and_float16_without_bias():
     h = run_node("Conv", [x.astype(np.float16), w.astype(np.float16)], constants=(1,))
     assert h.dtype == np.float16
     np.testing.assert_allclose(h, naive_conv(x, w), rtol=2e-2, atol=2e-2)
+
+
+def test_depthwise_float64_float16_without_bias_and_in_channel_chunks(monkeypatch):
+    from onnxpy.kernels import depthwise
+
+    x, w = rand(2, 6, 9, 8, dtype=np.float64), rand(12, 1, 3, 3, dtype=np.float64)
+    attrs = {"group": 6, "pads": [1, 0, 1, 1], "strides": [2, 1]}
+    expected = naive_conv(x, w, **attrs)
+    got = run_node("Conv", [x, w], constants=(1,), **attrs)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    h = run_node("Conv", [x.astype(np.float16), w.astype(np.float16)], constants=(1,), **attrs)
+    assert h.dtype == np.float16
+    np.testing.assert_allclose(h, expected, rtol=2e-2, atol=2e-2)
+    # a chunk budget of one channel's tap rows: every channel is its own product
+    monkeypatch.setattr(depthwise, "CHUNK_BYTES", 1)
+    b = rand(12, dtype=np.float64)
+    got = run_node("Conv", [x, w, b], constants=(1, 2), **attrs)
+    np.testing.assert_allclose(got, naive_conv(x, w, b, **attrs), rtol=1e-12)
 
 
 def _session(model, level=onnxpy.GraphOptimizationLevel.ORT_DISABLE_ALL):

@@ -5,7 +5,8 @@ once as a matrix, and each run is one BLAS product written straight into the [N,
 result: a 1x1 stride-1 convolution multiplies the input itself (a [C, H*W] view), any other
 kernel multiplies its im2col matrix (one copy of a strided window view into a reused per-thread
 buffer), wide 3x3 stride-1 layers use Winograd F(2x2, 3x3) (16 smaller products), and
-depthwise ones shift-and-accumulate over the kernel taps. Bias, com.microsoft FusedConv's
+depthwise ones one small product per channel over its copied kernel taps (``kernels.depthwise``,
+which also adds the bias). Bias, com.microsoft FusedConv's
 residual Z and its activation are then applied in place (``conv_runner``).
 Half-precision inputs are computed in float32 and rounded back once at the end.
 
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from onnxpy.kernels.blas import matmul as blas_matmul
+from onnxpy.kernels.depthwise import depthwise_conv, weight_with_bias
 from onnxpy.kernels.registry import NodeInfo, register
 from onnxpy.kernels.scratch import scratch
 
@@ -191,6 +193,7 @@ class _PreparedWeight:
         self.depthwise = group > 1 and cg == 1
         k = int(np.prod(w.shape[2:], dtype=np.int64))
         w = np.asarray(w, dtype=dtype)
+        self._with_bias: tuple[object, np.ndarray] | None = None
         if self.depthwise:
             # (group, multiplier, taps): one scale per channel and kernel tap.
             self.mat = np.ascontiguousarray(w.reshape(group, m // group, k))
@@ -198,6 +201,16 @@ class _PreparedWeight:
             self.mat = np.ascontiguousarray(w.reshape(m, cg * k))
         else:
             self.mat = np.ascontiguousarray(w.reshape(group, m // group, cg * k))
+
+
+def _depthwise_weights(pw: _PreparedWeight, bias: np.ndarray | None) -> np.ndarray:
+    """The depthwise weight, with ``bias`` as an extra tap (made once per bias array)."""
+    if bias is None:
+        return pw.mat
+    held = pw._with_bias
+    if held is None or held[0] is not bias:
+        held = pw._with_bias = (bias, weight_with_bias(pw.mat, bias))
+    return held[1]
 
 
 def _winograd_weights(pw: _PreparedWeight, dtype: np.dtype) -> np.ndarray:
@@ -214,14 +227,17 @@ def _gemm_into(mat: np.ndarray, cols: np.ndarray, y: np.ndarray) -> None:
         blas_matmul(mat, cols, out=y)
 
 
-def _conv_core(x: np.ndarray, pw: _PreparedWeight, geom: _ConvGeometry) -> np.ndarray:
-    """Y = conv(x, W) as a fresh C-contiguous array in ``x.dtype`` (the compute dtype).
+def _conv_core(
+    x: np.ndarray, pw: _PreparedWeight, geom: _ConvGeometry, bias: np.ndarray | None = None
+) -> tuple[np.ndarray, bool]:
+    """(Y = conv(x, W) as a fresh C-contiguous array in ``x.dtype`` (the compute dtype), whether
+    ``bias`` is already added to it: the depthwise path adds it, the others leave it).
 
-    Every path but depthwise ends in one BLAS product written into the final [N, M, *out]
-    buffer: a 1x1 stride-1 unpadded convolution multiplies the input itself, viewed as
-    [C, H*W]; a strided 1x1 one multiplies a single subsampled copy; any other kernel
-    multiplies its im2col matrix, built by one copy of a strided window view laid out
-    [C * taps, H_out * W_out] (the order of the re-laid weight's columns).
+    Every path but depthwise (``kernels.depthwise``) ends in one BLAS product written into
+    the final [N, M, *out] buffer: a 1x1 stride-1 unpadded convolution multiplies the input
+    itself, viewed as [C, H*W]; a strided 1x1 one multiplies a single subsampled copy; any
+    other kernel multiplies its im2col matrix, built by one copy of a strided window view
+    laid out [C * taps, H_out * W_out] (the order of the re-laid weight's columns).
     """
     kernel, strides, dilations, begin, end, out = geom.resolve(x.shape, pw.shape)
     n_batch, c = x.shape[:2]
@@ -233,9 +249,11 @@ def _conv_core(x: np.ndarray, pw: _PreparedWeight, geom: _ConvGeometry) -> np.nd
     padded = any(begin) or any(end)
     pointwise = all(k == 1 for k in kernel)
     if pw.winograd and strides == (1, 1) and dilations == (1, 1) and min(out) >= _WINOGRAD_MIN_OUT:
-        return _winograd(x, _winograd_weights(pw, x.dtype), begin, out)
+        return _winograd(x, _winograd_weights(pw, x.dtype), begin, out), False
     if pw.depthwise and not (pointwise and not padded):
-        return _depthwise(pad_spatial(x, begin, end), pw, kernel, strides, dilations, out)
+        wmat = _depthwise_weights(pw, bias)
+        y = depthwise_conv(x, wmat, kernel, strides, dilations, begin, end, out)
+        return y, bias is not None
     y = np.empty((n_batch, m, *out), dtype=x.dtype)
     # group > 1: (G, M/G, K) @ (N, G, K, P) -> (N, G, M/G, P), one product per group.
     split = (n_batch, g) if g > 1 else (n_batch,)
@@ -262,7 +280,7 @@ def _conv_core(x: np.ndarray, pw: _PreparedWeight, geom: _ConvGeometry) -> np.nd
         view = window_view(xp, kernel, strides, dilations, out)
         np.copyto(cols.reshape(view.shape), view)
     _gemm_into(pw.mat, cols, y3)
-    return y
+    return y, False
 
 
 # -- Winograd F(2x2, 3x3) ------------------------------------------------------------------------
@@ -376,66 +394,6 @@ def _winograd(x: np.ndarray, u: np.ndarray, begin: Sequence[int], out: Sequence[
     return y
 
 
-def _tap_offsets(kernel, dilations, steps) -> list[int]:
-    """Flat offset of each kernel tap (row-major tap order) in an array with ``steps`` strides."""
-    return [
-        sum(o * d * st for o, d, st in zip(offs, dilations, steps, strict=True))
-        for offs in itertools.product(*(range(k) for k in kernel))
-    ]
-
-
-def _depthwise(xp, pw: _PreparedWeight, kernel, strides, dilations, out) -> np.ndarray:
-    """One channel per group: accumulate ``w[c, tap] * shifted input`` over the kernel taps.
-
-    The padded input is split into its stride phases (for stride 2 in 2-D: even/odd rows x
-    even/odd columns, each a plane of ``ceil(size / stride)`` per axis; for stride 1 the input
-    itself). Every tap then reads one phase plane at a fixed offset with unit step, so each
-    tap's shifted input is one contiguous run of the flattened plane and the multiply-adds
-    stream over long rows, computing only the outputs the stride keeps (the old one-run walk
-    over the full image computed every row at stride 2 and threw half away). The few positions
-    computed past each output row are dropped by a strided view at the end.
-    """
-    n_batch, c = xp.shape[:2]
-    g, mult, _ = pw.mat.shape
-    sp = xp.shape[2:]
-    split = any(s != 1 for s in strides)
-    pitch = tuple(-(-n // s) for n, s in zip(sp, strides, strict=True))
-    steps = [math.prod(pitch[a + 1 :]) for a in range(len(pitch))]
-    length = sum((o - 1) * st for o, st in zip(out, steps, strict=True)) + 1
-    n_phase = math.prod(strides)
-    acc_shape = (n_batch, g, mult, length)
-    if split:
-        acc, tmp, buf = scratch(acc_shape, acc_shape, (n_batch, c, n_phase, *pitch), dtype=xp.dtype)
-        for i, ph in enumerate(itertools.product(*(range(s) for s in strides))):
-            src = xp[(Ellipsis, *(slice(p, None, s) for p, s in zip(ph, strides, strict=True)))]
-            dst = buf[:, :, i]
-            dst[(Ellipsis, *(slice(0, n) for n in src.shape[2:]))] = src
-            for a, n in enumerate(src.shape[2:]):  # a phase one shorter on an axis: zero its tail
-                if n < pitch[a]:
-                    dst[(slice(None), slice(None), *([slice(None)] * a), slice(n, None))] = 0
-        planes = buf.reshape(n_batch, c, n_phase, 1, -1)
-    else:
-        acc, tmp = scratch(acc_shape, acc_shape, dtype=xp.dtype)
-        planes = np.ascontiguousarray(xp).reshape(n_batch, c, 1, 1, -1)
-    for t, offs in enumerate(itertools.product(*(range(k) for k in kernel))):
-        phase, off = 0, 0
-        for o, d, s, st in zip(offs, dilations, strides, steps, strict=True):
-            phase = phase * s + (o * d) % s
-            off += (o * d) // s * st
-        src = planes[:, :, phase, :, off : off + length]
-        wt = pw.mat[:, :, t, None]
-        if t == 0:
-            np.multiply(src, wt, out=acc)
-        else:
-            np.multiply(src, wt, out=tmp)
-            acc += tmp
-    item = acc.itemsize
-    view = np.lib.stride_tricks.as_strided(
-        acc, (n_batch, g, mult, *out), acc.strides[:3] + tuple(st * item for st in steps)
-    )
-    return np.ascontiguousarray(view).reshape((n_batch, g * mult, *out))
-
-
 def _add_bias(y: np.ndarray, b: np.ndarray | None) -> np.ndarray:
     if b is not None:
         y += np.asarray(b, dtype=y.dtype).reshape((-1,) + (1,) * (y.ndim - 2))
@@ -480,10 +438,12 @@ def conv_runner(
         pw = cached.get(dt) if const_w is not None else None
         if pw is None:
             pw = _PreparedWeight(w, geom.group, dt)
-        y = _conv_core(np.asarray(x, dtype=dt), pw, geom)
-        if b is not None:
-            bias = biases.get(dt) if b is const_b else None
-            y += bias if bias is not None else _channel_vector(b, dt, y.ndim)
+        bias = biases.get(dt) if b is not None and b is const_b else None
+        if b is not None and bias is None:
+            bias = _channel_vector(b, dt, np.ndim(x))
+        y, added = _conv_core(np.asarray(x, dtype=dt), pw, geom, bias)
+        if bias is not None and not added:
+            y += bias
         if z is not None:
             zc = np.asarray(z, dtype=dt)
             if np.broadcast_shapes(zc.shape, y.shape) != y.shape:
