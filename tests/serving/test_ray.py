@@ -111,6 +111,23 @@ def _concurrently(fn, n: int, workers: int = 8) -> list:
         return list(pool.map(fn, range(n)))
 
 
+def _settled_metrics(http, model, names, timeout=20.0):
+    """{name: {replica: value}} once two reads a refresh apart agree: /metrics answers each
+    replica's last reported exposition (sent with its poll, every POLL_S at most), so a read
+    right after traffic may still miss some of it."""
+    from onnxpy.serving.ray.coordinator import POLL_S
+
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        metrics = _metrics(http)
+        now = {n: _per_replica(metrics, n, model) for n in names}
+        if now == last or time.monotonic() > deadline:
+            return now
+        last = now
+        time.sleep(POLL_S + 0.5)
+
+
 def _wait_metrics(http, name, model, check, timeout=15.0):
     deadline = time.monotonic() + timeout
     while True:
@@ -125,8 +142,8 @@ def test_two_replicas_answer_like_scikit_learn_over_every_client(deployed):
     expected = clf.predict_proba(x)
     labels = clf.predict(x)
     rpc = tg.InferenceServerClient(proxies.grpc)
-    before = sum(_per_replica(_metrics(proxies.http), "nv_inference_request_success",
-                              "rf_iris_tensor").values())  # fmt: skip
+    success = "nv_inference_request_success"
+    before = sum(_settled_metrics(proxies.http, "rf_iris_tensor", [success])[success].values())
 
     def check(i: int) -> None:  # 30 rows at a time (max_batch_size is 32), both protocols
         start = (i % 5) * 30
@@ -168,8 +185,9 @@ def test_two_replicas_answer_like_scikit_learn_over_every_client(deployed):
 
 def test_batching_and_versions_work_inside_replicas(deployed):
     proxies, clf, x = deployed
-    rows = _wait_metrics(proxies.http, "nv_inference_count", "rf_iris_tensor", lambda v: True)
-    execs = _per_replica(_metrics(proxies.http), "nv_inference_exec_count", "rf_iris_tensor")
+    families = ["nv_inference_count", "nv_inference_exec_count"]
+    settled = _settled_metrics(proxies.http, "rf_iris_tensor", families)
+    rows, execs = settled["nv_inference_count"], settled["nv_inference_exec_count"]
     clients = [httpx.Client(base_url=f"http://{proxies.http}", headers=HTTP_KEY, timeout=60)
                for _ in range(32)]  # fmt: skip
     answers = [None] * 64
@@ -197,7 +215,8 @@ def test_batching_and_versions_work_inside_replicas(deployed):
         proxies.http, "nv_inference_count", "rf_iris_tensor",
         lambda v: sum(v.values()) - sum(rows.values()) >= 64,
     )  # fmt: skip
-    after_execs = _per_replica(_metrics(proxies.http), "nv_inference_exec_count", "rf_iris_tensor")
+    settled = _settled_metrics(proxies.http, "rf_iris_tensor", families)
+    after_rows, after_execs = settled["nv_inference_count"], settled["nv_inference_exec_count"]
     assert sum(after_rows.values()) - sum(rows.values()) == 64
     executions = sum(after_execs.values()) - sum(execs.values())
     assert executions < 64 / 2, f"64 rows ran in {executions} executions: no batches formed"
