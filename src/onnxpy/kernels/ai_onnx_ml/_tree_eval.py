@@ -75,6 +75,7 @@ _JIT_MIN_WALK = 1000
 # 600 trees x 31 leaves (36.6K nodes): compiled, its session took 1.84 s vs 0.29 s and peaked at
 # 188 vs 100 MB (onnxruntime: 0.13 s, 83 MB) to run batch 1 in 45 instead of 97 us
 # (onnxruntime 16 us), and batch 1000 no faster (68 vs 62 ms; onnxruntime 66-72 ms).
+# Since then one row of such a forest takes bit masks (_tree_bits.RowBits): ~35 us in NumPy.
 _JIT_MIN_NODES = 1 << 18
 
 
