@@ -79,6 +79,27 @@ def random_forest(n_trees, depth, mode, n_targets, seed, leaf_p=0.2, values=None
     return a
 
 
+def add_leaf_trees(a, weights):
+    """Append one-leaf trees to ``random_forest`` attributes ``a``, voting ``weights`` on
+    target 0 (tree ids follow the last one)."""
+    first = max(a["nodes_treeids"], default=-1) + 1
+    for tree, w in enumerate(weights, start=first):
+        for key, value in (
+            ("nodes_treeids", tree),
+            ("nodes_nodeids", 0),
+            ("nodes_featureids", 0),
+            ("nodes_values", 0.0),
+            ("nodes_modes", "LEAF"),
+            ("nodes_truenodeids", 0),
+            ("nodes_falsenodeids", 0),
+            ("target_treeids", tree),
+            ("target_nodeids", 0),
+            ("target_ids", 0),
+            ("target_weights", w),
+        ):
+            a[key].append(value)
+
+
 def plain_walk(x, a, n_targets, aggregate="SUM"):
     """Plain per-row walk: leaf votes aggregated per target (float64)."""
     where = {

@@ -1,4 +1,4 @@
-"""The bit-mask leaf finder (``_tree_bits``) against the level walk and a plain per-row walk.
+"""The bit-mask leaf finders (``_tree_bits``) against the level walk and a plain per-row walk.
 
 It must reach the same leaf as the walk for every (row, tree), including rows equal to a
 threshold (the strict and non-strict modes differ exactly there), NaN rows, float64 rows,
@@ -13,7 +13,13 @@ from onnx import TensorProto
 
 from onnxpy.kernels.ai_onnx_ml import _tree_bits
 from onnxpy.kernels.ai_onnx_ml import _tree_eval as trees
-from tests.kernels.random_trees import plain_walk, random_forest, regressor_session
+from tests.kernels.random_trees import (
+    TRUE_SIDE,
+    add_leaf_trees,
+    plain_walk,
+    random_forest,
+    regressor_session,
+)
 
 ORDERED = ["BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT"]
 STEPS = [-1.5, -0.5, 0.0, 0.5, 1.5]  # thresholds and row values drawn from one set: ties
@@ -96,22 +102,7 @@ def test_full_depth_six_trees_have_64_leaves_and_depth_seven_is_refused(built):
 
 def test_single_leaf_trees_among_others(built):
     a = random_forest(6, 5, "BRANCH_GT", 1, seed=51, values=STEPS)
-    # Append two one-leaf trees voting 0.5 and -2.0.
-    for tree, w in ((6, 0.5), (7, -2.0)):
-        for key, value in (
-            ("nodes_treeids", tree),
-            ("nodes_nodeids", 0),
-            ("nodes_featureids", 0),
-            ("nodes_values", 0.0),
-            ("nodes_modes", "LEAF"),
-            ("nodes_truenodeids", 0),
-            ("nodes_falsenodeids", 0),
-        ):
-            a[key].append(value)
-        a["target_treeids"].append(tree)
-        a["target_nodeids"].append(0)
-        a["target_ids"].append(0)
-        a["target_weights"].append(w)
+    add_leaf_trees(a, [0.5, -2.0])  # two one-leaf trees voting 0.5 and -2.0
     regressor_session(a, 1)
     forest, bits = built[-1]
     assert bits is not None
@@ -150,3 +141,83 @@ def test_nan_threshold_is_not_served():
     nodes = (np.zeros(3, np.int32), np.array([np.nan, 0, 0], np.float32), np.array([1, 1, 2]))
     with pytest.raises(ValueError, match="NaN"):
         _tree_bits.BitForest(*nodes, np.array([-1, 0, 1], np.int32), 1, strict=False, negate=False)
+
+
+# -- one row: every node's condition, then masks (RowBits) -----------------------------------
+# For a single row through a forest of trees of at most 64 leaves, ``_OneRow`` may AND the
+# false nodes' leaf masks per tree instead of walking level by level. It must reach the walk's
+# leaf in every tree (ties, NaNs, float64 rows, every branch mode, one-leaf trees, masks of
+# 8/16/32/64 bits), and a session's one-row scores must equal its batch's bit for bit.
+
+
+def _row_bits(forest):
+    bits = trees._row_bits(forest, gate=False)
+    assert bits is not None
+    return bits
+
+
+def _assert_walk_leaves(bits, forest, x):
+    for row in x:
+        np.testing.assert_array_equal(bits.leaves(row), trees._leaves(forest, row[None])[:, 0])
+
+
+@pytest.mark.parametrize("mode", sorted(TRUE_SIDE))
+def test_one_row_same_leaves_as_the_walk_with_ties_and_nan(built, mode):
+    a = random_forest(12, 5, mode, 2, seed=11, leaf_p=0.3, values=STEPS)
+    regressor_session(a, 2)
+    ((forest, _),) = built
+    bits = _row_bits(forest)
+    x = _rows(150, 12)
+    x[::7, 1] = np.nan
+    x[5, :] = np.nan
+    _assert_walk_leaves(bits, forest, x)
+    _assert_walk_leaves(bits, forest, x.astype(np.float64))
+
+
+@pytest.mark.parametrize(("depth", "dtype"), [(3, np.int8), (4, np.int16), (5, np.int32)])
+def test_one_row_mask_width_follows_the_widest_tree(built, depth, dtype):
+    a = random_forest(5, depth, "BRANCH_LEQ", 1, seed=depth, leaf_p=0.0)
+    regressor_session(a, 1)
+    bits = _row_bits(built[-1][0])
+    assert bits.dtype == dtype  # 2**depth leaves: exactly the width
+    _assert_walk_leaves(bits, built[-1][0], _rows(60, depth))
+
+
+def test_one_row_64_leaves_fit_and_128_are_refused(built):
+    a = random_forest(3, 6, "BRANCH_LT", 1, seed=41, leaf_p=0.0)
+    regressor_session(a, 1)
+    bits = _row_bits(built[-1][0])
+    assert bits.dtype == np.int64 and built[-1][0].n_leaves == 3 * 64
+    _assert_walk_leaves(bits, built[-1][0], _rows(100, 42))
+    regressor_session(random_forest(3, 7, "BRANCH_LT", 1, seed=41, leaf_p=0.0), 1)
+    assert trees._row_bits(built[-1][0], gate=False) is None  # 128 leaves: the level walk
+
+
+def test_one_row_single_leaf_trees_among_others(built):
+    a = random_forest(4, 4, "BRANCH_GTE", 1, seed=51, values=STEPS)
+    add_leaf_trees(a, [0.5, -2.0])
+    regressor_session(a, 1)
+    forest = built[-1][0]
+    _assert_walk_leaves(_row_bits(forest), forest, _rows(80, 52))
+
+
+def test_a_session_takes_the_masks_for_one_row(built, monkeypatch):
+    # 200 trees of up to 32 leaves: past _ALL_NODES_NODES, shallow enough for the masks to
+    # cost less than the walk's four NumPy calls per level.
+    a = random_forest(200, 5, "BRANCH_LEQ", 3, seed=61, leaf_p=0.1)
+    calls = []
+    monkeypatch.setattr(
+        _tree_bits.RowBits,
+        "leaves",
+        lambda self, x, f=_tree_bits.RowBits.leaves: calls.append(len(x)) or f(self, x),
+    )
+    sess = regressor_session(a, 3, "AVERAGE")
+    assert len(built[-1][0].leaf_row) > trees._ALL_NODES_NODES
+    x = _rows(40, 62)
+    x[3, 2] = np.nan
+    batch = sess.run(None, {"X": x})[0]
+    assert calls == []
+    np.testing.assert_allclose(batch, plain_walk(x, a, 3, "AVERAGE"), rtol=1e-5, atol=1e-6)
+    for i in range(len(x)):
+        np.testing.assert_array_equal(sess.run(None, {"X": x[i : i + 1]})[0], batch[i : i + 1])
+    assert len(calls) == len(x)

@@ -117,3 +117,74 @@ def test_sequence_of_constants_is_copied():
     assert_own(seq[1], x)
     seq[0][0] = 9
     np.testing.assert_array_equal(sess.run(None, {"X": x})[0][0], [1.0, 2.0])
+
+
+def test_one_fresh_output_listed_twice_comes_back_as_two_arrays():
+    # MatMul's outputs are fresh: handed out as they are, unless two outputs are one array.
+    w = numpy_helper.from_array(np.eye(2, dtype=np.float32), "W")
+    m = make(
+        [helper.make_node("MatMul", ["X", "W"], ["Y"])],
+        [tv("X", [1, 2])],
+        [tv("Y", [1, 2]), tv("Y", [1, 2])],
+        [w],
+    )
+    sess = session(m, Level.ORT_ENABLE_ALL)
+    x = np.array([[1.0, 2.0]], np.float32)
+    a, b = sess.run(None, {"X": x})
+    assert_own(a, b, x)
+    a[...] = 0
+    np.testing.assert_array_equal(b, x)
+
+
+@pytest.mark.parametrize("rows", [0, 1, 3])
+def test_classifier_outputs_alias_nothing_kept_between_runs(rows):
+    # A two-leaf tree and a linear model over 2 features, both with string labels: the labels
+    # of every batch, empty included, are new arrays that a caller may overwrite.
+    tree = helper.make_node(
+        "TreeEnsembleClassifier",
+        ["X"],
+        ["L1", "P1"],
+        domain="ai.onnx.ml",
+        nodes_treeids=[0, 0, 0],
+        nodes_nodeids=[0, 1, 2],
+        nodes_featureids=[0, 0, 0],
+        nodes_values=[0.5, 0.0, 0.0],
+        nodes_modes=["BRANCH_LEQ", "LEAF", "LEAF"],
+        nodes_truenodeids=[1, 0, 0],
+        nodes_falsenodeids=[2, 0, 0],
+        class_treeids=[0, 0, 0],
+        class_nodeids=[1, 2, 2],
+        class_ids=[0, 1, 2],
+        class_weights=[1.0, 0.5, 0.25],
+        classlabels_strings=["a", "b", "c"],
+    )
+    linear = helper.make_node(
+        "LinearClassifier",
+        ["X"],
+        ["L2", "P2"],
+        domain="ai.onnx.ml",
+        coefficients=[1.0, 0.0, 0.0, 1.0, -1.0, -1.0],
+        intercepts=[0.0, 0.0, 0.0],
+        classlabels_strings=["a", "b", "c"],
+    )
+    graph = helper.make_graph(
+        [tree, linear],
+        "g",
+        [tv("X", [None, 2])],
+        [tv("L1", [None], T.STRING), tv("P1", [None, 3]), tv("L2", [None], T.STRING)]
+        + [tv("P2", [None, 3])],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)]
+    )
+    model.ir_version = 8
+    sess = onnxpy.InferenceSession(model.SerializeToString())
+    x = np.tile(np.array([[0.0, 1.0]], np.float32), (rows, 1))
+    first = sess.run(None, {"X": x})
+    for i, out in enumerate(first):
+        assert_own(out, x, *first[:i])
+        out[...] = "z" if out.dtype.kind in "OU" else -1
+    second = sess.run(None, {"X": x})
+    assert second[0].tolist() == ["a"] * rows and second[2].tolist() == ["b"] * rows
+    np.testing.assert_allclose(second[1], np.tile([1.0, 0.0, 0.0], (rows, 1)))
+    np.testing.assert_allclose(second[3], np.tile([0.0, 1.0, -1.0], (rows, 1)))

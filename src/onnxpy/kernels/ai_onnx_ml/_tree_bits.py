@@ -168,3 +168,70 @@ def _leaf_bits(
         t = first_l[i] + 1
         mask[i] = np.uint64(((1 << counts[t]) - 1) << start[t])
     return bit, mask
+
+
+class RowBits:
+    """One row through a forest of small trees: every interior node's condition, then masks.
+
+    The per-feature prefix tables of ``BitForest`` grow with nodes x trees (a LightGBM model of
+    600 trees x 31 leaves would need ~90 MB); for a single row the conditions of all interior
+    nodes cost less than that: one gather of the row's features, one comparison, the masks of
+    the false nodes ANDed per tree (nodes are stored tree by tree, one ``reduceat``), then the
+    lowest surviving bit. About ten NumPy calls whatever the depth, where the level walk
+    (``_tree_eval._OneRow``) makes four per level. The comparison is the walk's own ufunc on
+    the same values, so NaNs and ties take the walk's sides and the leaves are the walk's.
+    Raises ValueError when a tree has more than 64 leaves.
+    """
+
+    def __init__(
+        self,
+        feature: np.ndarray,
+        threshold: np.ndarray,
+        first: np.ndarray,
+        leaf_row: np.ndarray,
+        n_trees: int,
+        ufunc: np.ufunc,
+    ) -> None:
+        interior = leaf_row < 0
+        bit, true_mask = _leaf_bits(first, interior, n_trees)
+        tree = _tree_of(first, interior, n_trees)
+        width = 8  # bits per tree: the narrowest integer that holds every tree's leaves
+        while width <= int(bit[~interior].max(initial=0)):
+            width *= 2
+        # Signed masks: the comparison's bool, negated as int8 (0 or -1), ORs in as all ones.
+        self.dtype = np.dtype(f"int{width}")
+        self.unsigned = np.dtype(f"uint{width}")
+        nodes = np.flatnonzero(interior)
+        nodes = nodes[np.argsort(tree[nodes], kind="stable")]
+        # A tree that is one leaf gets a stand-in node that clears nothing (reduceat needs a
+        # node per tree): its lowest bit, 0, is the leaf.
+        bare = np.setdiff1d(np.arange(n_trees), tree[nodes], assume_unique=True)
+        keep = (~true_mask[nodes]).view(np.int64).astype(self.dtype)
+        tree_of = np.concatenate([tree[nodes], bare])
+        order = np.argsort(tree_of, kind="stable")
+        self.feature = np.concatenate([feature[nodes], np.zeros(len(bare), np.intp)])[order]
+        pad = np.zeros(len(bare), threshold.dtype)
+        self.threshold = np.concatenate([threshold[nodes], pad])[order]
+        self.keep = np.concatenate([keep, np.full(len(bare), -1, self.dtype)])[order]
+        tree_of = tree_of[order]
+        self.starts = np.flatnonzero(np.r_[True, tree_of[1:] != tree_of[:-1]])
+        rows = np.zeros((n_trees, width), dtype=np.int32)
+        leaves = np.flatnonzero(~interior)
+        rows[tree[leaves], bit[leaves]] = leaf_row[leaves]
+        self.leaf_rows = rows.ravel()
+        self.base = np.arange(n_trees, dtype=np.intp) * width
+        self.ufunc = ufunc
+        self.n_nodes = len(self.feature)
+
+    def leaves(self, x: np.ndarray) -> np.ndarray:
+        """Leaf-table row reached in each tree by the row ``x`` [F]: int32 [trees]."""
+        cond = self.ufunc(x.take(self.feature, mode="clip"), self.threshold)
+        kept = np.negative(cond.view(np.int8))
+        kept = np.bitwise_or(self.keep, kept, dtype=self.dtype)
+        alive = np.bitwise_and.reduceat(kept, self.starts)
+        # The bits below the lowest set one (the reached leaf's, never cleared), counted.
+        low = np.bitwise_and(alive, np.negative(alive)).view(self.unsigned)
+        low -= 1
+        bit = np.empty(len(low), dtype=np.uint8)
+        _popcount(low, bit)
+        return self.leaf_rows.take(np.add(self.base, bit))

@@ -13,7 +13,8 @@ result is computed the same way whatever the batch or thread split, so results a
 bit-identical between a batch and its rows one by one.
 
 Other evaluators find the same leaves where they cost less: every node at once for small
-batches of small forests (``_AllNodes``), one row through a big forest (``_OneRow``),
+batches of small forests (``_AllNodes``), one row through a big forest (``_OneRow``: the
+level walk, or for trees of at most 64 leaves every node's condition and bit masks),
 per-feature bit masks for larger batches of forests of small trees (``_tree_bits``), compiled
 walks for big forests (``_tree_jit``, numba).
 """
@@ -74,6 +75,7 @@ _JIT_MIN_WALK = 1000
 # 600 trees x 31 leaves (36.6K nodes): compiled, its session took 1.84 s vs 0.29 s and peaked at
 # 188 vs 100 MB (onnxruntime: 0.13 s, 83 MB) to run batch 1 in 45 instead of 97 us
 # (onnxruntime 16 us), and batch 1000 no faster (68 vs 62 ms; onnxruntime 66-72 ms).
+# Since then one row of such a forest takes bit masks (_tree_bits.RowBits): ~35 us in NumPy.
 _JIT_MIN_NODES = 1 << 18
 
 
@@ -264,9 +266,11 @@ def _finish_votes(scores: np.ndarray, function: str, n_trees: int) -> np.ndarray
 
 
 class _OneRow:
-    """One row through a big packed forest: the level walk with nothing else around it.
+    """One row through a big packed forest: the level walk with nothing else around it, or,
+    for trees of at most 64 leaves when it costs less, every node's condition and bit masks
+    (``_tree_bits.RowBits``).
 
-    Same steps as ``_walk_packed`` for a single row (no offsets), then the votes gathered and
+    Same leaves as ``_walk_packed`` for a single row (no offsets), then the votes gathered and
     reduced as ``_Votes._reduce_dense`` does, so the scores are bit-identical to a batch's.
     """
 
@@ -279,8 +283,9 @@ class _OneRow:
         self.table = votes.table
         self.reduce = {"MIN": np.minimum, "MAX": np.maximum}.get(votes.function, np.add)
         self.function = votes.function
+        self.bits = _row_bits(forest)
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def _walk(self, x: np.ndarray) -> np.ndarray:
         n = self.n_trees
         node = np.arange(n, dtype=np.intp)
         buf = np.empty((n, 4), dtype=np.int32)
@@ -295,9 +300,37 @@ class _OneRow:
             packed.take(cur, 0, rec, "clip")
             ufunc(x.take(feat), thr, c)
             add(first, c, cur)
-        leaves = self.leaf_row.take(node)[:, None]
+        return self.leaf_row.take(node)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        leaves = (self._walk(x) if self.bits is None else self.bits.leaves(x[0]))[:, None]
         scores = self.reduce.reduce(self.table.take(leaves, axis=1), axis=1).T
-        return _finish_votes(scores, self.function, n)
+        return _finish_votes(scores, self.function, self.n_trees)
+
+
+def _row_bits(forest: _Forest, gate: bool = True) -> _tree_bits.RowBits | None:
+    """``RowBits`` for one row of a packed forest when it costs less than the level walk
+    (``gate=False``: whenever its trees fit the masks)."""
+    if forest.n_trees == 0:
+        return None
+    # Nanoseconds per row on 2 cores: the walk makes four NumPy calls (~0.8 us each) per
+    # level plus ~3 ns per (tree, level) step; the masks ~10 calls plus ~1.6 ns per node.
+    walk = 3200 * forest.depth + 3 * sum(forest.alive)
+    interior = int(np.count_nonzero(forest.packed_leaf_row < 0))
+    if gate and 8000 + 1.6 * interior >= walk:
+        return None
+    try:
+        return _tree_bits.RowBits(*_packed_fields(forest), _UFUNCS[forest.single_mode])
+    except ValueError:  # a tree of over 64 leaves
+        return None
+
+
+def _packed_fields(forest: _Forest) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """The packed forest as the bit-mask finders take it: feature, float32 threshold, first
+    child per record, leaf row per record, tree count."""
+    packed = forest.packed
+    threshold = np.ascontiguousarray(packed[:, 1]).view(np.float32)
+    return packed[:, 0], threshold, _first_of(packed), forest.packed_leaf_row, forest.n_trees
 
 
 def _bit_forest(forest: _Forest) -> _tree_bits.BitForest | None:
@@ -305,14 +338,9 @@ def _bit_forest(forest: _Forest) -> _tree_bits.BitForest | None:
     mode = forest.single_mode
     if forest.packed is None or mode not in (LEQ, LT, GTE, GT) or forest.n_trees == 0:
         return None
-    packed = forest.packed
     try:
         return _tree_bits.BitForest(
-            packed[:, 0],
-            np.ascontiguousarray(packed[:, 1]).view(np.float32),
-            _first_of(packed),
-            forest.packed_leaf_row,
-            forest.n_trees,
+            *_packed_fields(forest),
             strict=mode in (LT, GT),
             negate=mode in (GTE, GT),
         )

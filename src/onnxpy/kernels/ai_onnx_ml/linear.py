@@ -69,7 +69,7 @@ def _logistic32(s: np.ndarray) -> np.ndarray:
     return s.astype(np.float32)
 
 
-@register("LinearClassifier", since=1, domain=ML, factory=True, array_attributes=True)
+@register("LinearClassifier", since=1, domain=ML, factory=True, array_attributes=True, fresh=True)
 def linear_classifier(
     info: NodeInfo,
     *,
@@ -111,7 +111,7 @@ def linear_classifier(
                 return label, z
             z = np.stack([1.0 - s, s], axis=1)
             return label, (apply_post(z, post) if post == "PROBIT" else z).astype(np.float32)
-        label = labels.take(scores.argmax(axis=1)) if len(scores) else labels[:0]
+        label = labels.take(scores.argmax(axis=1)) if len(scores) else labels[:0].copy()
         if post == "LOGISTIC":
             return label, _logistic32(scores)
         return label, apply_post(scores, post).astype(np.float32)
@@ -119,7 +119,7 @@ def linear_classifier(
     return run
 
 
-@register("LinearRegressor", since=1, domain=ML, factory=True, array_attributes=True)
+@register("LinearRegressor", since=1, domain=ML, factory=True, array_attributes=True, fresh=True)
 def linear_regressor(
     info: NodeInfo, *, coefficients=None, intercepts=None, post_transform="NONE", targets=1
 ) -> Callable[[np.ndarray], np.ndarray]:

@@ -35,6 +35,9 @@ from onnxpy.kernels.registry import NodeInfo, register
 from onnxpy.kernels.threads import kernel_threads
 
 ML = "ai.onnx.ml"
+# Every output is a new array (scores through astype, labels taken), so run hands them out as
+# they are.
+_KERNEL = dict(domain=ML, factory=True, array_attributes=True, fresh=True)
 
 
 # -- legacy (opsets 1 and 3) node encoding -----------------------------------------------------
@@ -217,7 +220,7 @@ def _aggregate_name(value: str | int) -> str:
 
 
 # -- TreeEnsembleClassifier -------------------------------------------------------------------
-@register("TreeEnsembleClassifier", since=(1, 3, 5), domain=ML, factory=True, array_attributes=True)
+@register("TreeEnsembleClassifier", since=(1, 3, 5), **_KERNEL)
 def tree_ensemble_classifier(
     info: NodeInfo,
     *,
@@ -289,7 +292,7 @@ def tree_ensemble_classifier(
             return _binary_scores(s + offset if offset else s, labels, positive, post)
         if has_base:
             scores = scores + base
-        label = labels.take(scores.argmax(axis=1)) if len(scores) else labels[:0]
+        label = labels.take(scores.argmax(axis=1)) if len(scores) else labels[:0].copy()
         if post != "NONE":
             scores = apply_post(scores, post)
         return label, scores.astype(np.float32)
@@ -323,7 +326,7 @@ def _binary_scores(
 
 
 # -- TreeEnsembleRegressor --------------------------------------------------------------------
-@register("TreeEnsembleRegressor", since=(1, 3, 5), domain=ML, factory=True, array_attributes=True)
+@register("TreeEnsembleRegressor", since=(1, 3, 5), **_KERNEL)
 def tree_ensemble_regressor(
     info: NodeInfo,
     *,
@@ -419,7 +422,7 @@ def _membership(modes: np.ndarray, values: np.ndarray | None) -> _Membership | N
     )
 
 
-@register("TreeEnsemble", since=5, domain=ML, factory=True, array_attributes=True)
+@register("TreeEnsemble", since=5, **_KERNEL)
 def tree_ensemble(
     info: NodeInfo,
     *,
