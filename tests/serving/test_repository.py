@@ -225,12 +225,19 @@ def test_a_full_queue_answers_503_at_once(server):
         except InferenceServerException as e:
             return int(e.status()), e.message(), time.monotonic() - start
 
-    with ThreadPoolExecutor(6) as pool:
-        outcomes = list(pool.map(send, range(6)))
-    refused = [o for o in outcomes if o[0] == 503]
+    # On a loaded machine the six may reach the server spread over more than one run of the
+    # model (~15 ms), and then none waits for a full queue: send rounds until one does.
+    refused, served = [], 0
+    for _ in range(5):
+        with ThreadPoolExecutor(6) as pool:
+            outcomes = list(pool.map(send, range(6)))
+        assert all(status in (200, 503) for status, _, _ in outcomes), outcomes
+        refused = [o for o in outcomes if o[0] == 503]
+        served = sum(status == 200 for status, _, _ in outcomes)
+        if refused:
+            break
     assert refused and all("max_queue_size" in message for _, message, _ in refused)
-    assert all(status in (200, 503) for status, _, _ in outcomes)
-    assert sum(status == 200 for status, _, _ in outcomes) >= 2  # one running, one queued
+    assert served >= 2  # one running, one queued
     with server.client() as http:
         text = http.get("/metrics").text
     assert 'nv_inference_request_failure{model="slowq",reason="REJECTED",version="1"}' in text
