@@ -4,8 +4,8 @@ Weights, constants and the values between converted nodes become float16; nodes 
 lists (by op type or name, plus operators without float16 kernels in common runtimes, and any
 non-standard domain but com.microsoft) keep float32, with a Cast at each boundary. By default
 the model keeps float32 inputs and outputs (``keep_io_types=True``, a deliberate difference
-from onnxruntime.transformers.float16, whose default is False): callers feed the same arrays
-as before. Weights are clipped to +/-``max_finite_val`` and tiny ones raised to
+from the converter in onnxruntime's transformers tools, whose default is False): callers feed
+the same arrays as before. Weights are clipped to +/-``max_finite_val`` and tiny ones raised to
 +/-``min_positive_val`` so none overflows to inf or flushes to 0.
 
 onnxpy runs such a model by computing in float32 inside with one Cast at the boundary
