@@ -17,6 +17,7 @@ __all__ = [
     "ELEM_TYPE_TO_DTYPE",
     "DTYPE_TO_ELEM_TYPE",
     "ELEM_TYPE_NAMES",
+    "INTEGER_RANGES",
     "dtype_of",
     "elem_type_of",
     "tensor_type_string",
@@ -59,6 +60,20 @@ if hasattr(_T, "FLOAT6E2M3"):
     ELEM_TYPE_TO_DTYPE[_T.FLOAT6E3M2] = np.dtype(ml_dtypes.float6_e3m2fn)
 
 DTYPE_TO_ELEM_TYPE: dict[np.dtype, int] = {v: k for k, v in ELEM_TYPE_TO_DTYPE.items()}
+
+# (lowest, highest) value of each integer type that quantization (QuantizeLinear, the quantized
+# kernels, onnxpy.quantization) saturates to; int64/uint64/uint32 are never quantization targets.
+INTEGER_RANGES: dict[np.dtype, tuple[int, int]] = {
+    np.dtype(np.int8): (-128, 127),
+    np.dtype(np.uint8): (0, 255),
+    np.dtype(np.int16): (-32768, 32767),
+    np.dtype(np.uint16): (0, 65535),
+    np.dtype(np.int32): (-(2**31), 2**31 - 1),
+    np.dtype(ml_dtypes.int4): (-8, 7),
+    np.dtype(ml_dtypes.uint4): (0, 15),
+    np.dtype(ml_dtypes.int2): (-2, 1),
+    np.dtype(ml_dtypes.uint2): (0, 3),
+}
 
 # onnxruntime's spelling in NodeArg.type: 'tensor(float)', 'tensor(int64)', ...
 ELEM_TYPE_NAMES: dict[int, str] = {

@@ -18,11 +18,11 @@ point, rounding (half to even) and saturation in place on the product's buffer.
 
 from __future__ import annotations
 
-import ml_dtypes
 import numpy as np
 
 from onnxpy.kernels.blas import fit_blas_threads
 from onnxpy.kernels.blas import matmul as blas_matmul
+from onnxpy.types import INTEGER_RANGES
 
 __all__ = [
     "EXACT_FLOAT32",
@@ -38,21 +38,11 @@ EXACT_FLOAT32 = float(2**24)
 # More chunks than this: one float64 product is cheaper than several float32 ones plus sums.
 MAX_CHUNKS = 4
 
-_RANGES: dict[np.dtype, tuple[int, int]] = {
-    np.dtype(np.int8): (-128, 127),
-    np.dtype(np.uint8): (0, 255),
-    np.dtype(np.int16): (-32768, 32767),
-    np.dtype(np.uint16): (0, 65535),
-    np.dtype(np.int32): (-(2**31), 2**31 - 1),
-    np.dtype(ml_dtypes.int4): (-8, 7),
-    np.dtype(ml_dtypes.uint4): (0, 15),
-}
-
 
 def integer_range(dtype: np.dtype) -> tuple[int, int]:
     """(lowest, highest) value of an integer quantization type."""
     try:
-        return _RANGES[np.dtype(dtype)]
+        return INTEGER_RANGES[np.dtype(dtype)]
     except KeyError:
         raise TypeError(f"{np.dtype(dtype)} is not an integer quantization type") from None
 

@@ -13,6 +13,7 @@ import numpy as np
 from onnx import TensorProto
 
 from onnxpy.errors import InvalidArgument
+from onnxpy.types import INTEGER_RANGES
 
 __all__ = [
     "QuantType",
@@ -57,9 +58,9 @@ class QuantType(Enum):
 
     def qrange(self, symmetric: bool = False, reduce_range: bool = False) -> tuple[int, int]:
         """(qmin, qmax): the type's range, made symmetric (-127..127 for int8) or 7-bit."""
-        if self not in _INT_RANGES:
+        if self not in _BITS:
             raise InvalidArgument(f"{self} is not an integer quantization type")
-        lo, hi = _INT_RANGES[self]
+        lo, hi = INTEGER_RANGES[self.dtype]
         if reduce_range:
             bits = _BITS[self] - 1
             lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if lo < 0 else (0, (1 << bits) - 1)
@@ -85,14 +86,6 @@ _DTYPES = {
     QuantType.QUInt16: np.uint16,
     QuantType.QInt4: ml_dtypes.int4,
     QuantType.QUInt4: ml_dtypes.uint4,
-}
-_INT_RANGES = {
-    QuantType.QInt8: (-128, 127),
-    QuantType.QUInt8: (0, 255),
-    QuantType.QInt16: (-32768, 32767),
-    QuantType.QUInt16: (0, 65535),
-    QuantType.QInt4: (-8, 7),
-    QuantType.QUInt4: (0, 15),
 }
 _BITS = {
     QuantType.QInt8: 8,

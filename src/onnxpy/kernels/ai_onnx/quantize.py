@@ -14,19 +14,8 @@ import ml_dtypes
 import numpy as np
 
 from onnxpy.kernels.registry import register
-from onnxpy.types import ELEM_TYPE_TO_DTYPE
+from onnxpy.types import ELEM_TYPE_TO_DTYPE, INTEGER_RANGES
 
-_INT_RANGES: dict[np.dtype, tuple[int, int]] = {
-    np.dtype(np.int8): (-128, 127),
-    np.dtype(np.uint8): (0, 255),
-    np.dtype(np.int16): (-32768, 32767),
-    np.dtype(np.uint16): (0, 65535),
-    np.dtype(np.int32): (-(2**31), 2**31 - 1),
-    np.dtype(ml_dtypes.int4): (-8, 7),
-    np.dtype(ml_dtypes.uint4): (0, 15),
-    np.dtype(ml_dtypes.int2): (-2, 1),
-    np.dtype(ml_dtypes.uint2): (0, 3),
-}
 # Float targets that have an out-of-range encoding (NaN/inf) when not saturating.
 _FLOAT8 = frozenset(
     np.dtype(t)
@@ -88,7 +77,7 @@ def _to_float_type(v: np.ndarray, dtype: np.dtype, saturate: int) -> np.ndarray:
 
 
 def _saturate_int(v: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    lo, hi = _INT_RANGES[dtype]
+    lo, hi = INTEGER_RANGES[dtype]
     v = np.clip(np.nan_to_num(v, nan=0.0), lo, hi)
     return v.astype(np.int64).astype(dtype)
 
@@ -106,7 +95,7 @@ def _precision_quotient(x: np.ndarray, scale: np.ndarray, precision: np.dtype) -
 
 def _quantize_values(q: np.ndarray, zero_point: np.ndarray, dtype: np.dtype, saturate: int):
     """saturate(round(q) + zp) for integers, convert(q + zp) for float types."""
-    if dtype in _INT_RANGES:
+    if dtype in INTEGER_RANGES:
         return _saturate_int(np.rint(q) + zero_point, dtype)
     return _to_float_type(q + zero_point, dtype, saturate)
 
@@ -115,7 +104,7 @@ def _output_type(output_dtype: int, zero_point: object) -> np.dtype:
     if output_dtype:
         dtype = ELEM_TYPE_TO_DTYPE.get(int(output_dtype))
         if dtype is None or not (
-            dtype in _INT_RANGES or dtype in _FLOAT8 or dtype in _SMALL_FLOATS
+            dtype in INTEGER_RANGES or dtype in _FLOAT8 or dtype in _SMALL_FLOATS
         ):
             raise ValueError(f"unsupported output_dtype {output_dtype}")
         if zero_point is not None and np.asarray(zero_point).dtype != dtype:
@@ -232,7 +221,7 @@ def _quantize_fast(x: np.ndarray, scale, zero_point: float, dtype: np.dtype) -> 
     """saturate(round(x / scale) + zp) in float32 (one correctly rounded division); the zero
     point is added after rounding (adding it first could round the quotient's fraction), by the
     pass that writes the 8-bit result."""
-    lo, hi = _INT_RANGES[dtype]
+    lo, hi = INTEGER_RANGES[dtype]
     out = np.empty(x.shape, dtype=dtype)
     with np.errstate(all="ignore"):
         q = np.divide(x, scale)
