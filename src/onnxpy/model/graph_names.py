@@ -13,7 +13,13 @@ from collections.abc import Iterator
 
 from onnx import AttributeProto, GraphProto, NodeProto
 
-__all__ = ["subgraphs", "node_reads", "outer_reads", "stable_topological_order"]
+__all__ = [
+    "subgraphs",
+    "node_reads",
+    "outer_reads",
+    "stable_topological_order",
+    "unused_name",
+]
 
 
 def subgraphs(node: NodeProto) -> Iterator[GraphProto]:
@@ -72,3 +78,13 @@ def stable_topological_order(graph: GraphProto, kept: list[int] | None = None) -
             if waiting[u] == 0:
                 heapq.heappush(ready, u)
     return order if len(order) == len(kept) else None
+
+
+def unused_name(base: str, taken: set[str]) -> str:
+    """``base``, or ``base_1``, ``base_2``, ... : the first not in ``taken``, which it joins."""
+    name, k = base, 0
+    while name in taken:
+        k += 1
+        name = f"{base}_{k}"
+    taken.add(name)
+    return name

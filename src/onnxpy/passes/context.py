@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, TypeProto, helper
 
-from onnxpy.model.graph_names import outer_reads, stable_topological_order
+from onnxpy.model.graph_names import outer_reads, stable_topological_order, unused_name
 from onnxpy.model.tensors import tensor_nbytes, tensor_to_array
 from onnxpy.model.weights import is_inline
 from onnxpy.passes.shapes import infer_types, tensor_type_of
@@ -208,12 +208,7 @@ class GraphContext:
 
     def fresh_name(self, base: str) -> str:
         """A value or node name used nowhere in the model."""
-        name, k = base, 0
-        while name in self._names:
-            k += 1
-            name = f"{base}_{k}"
-        self._names.add(name)
-        return name
+        return unused_name(base, self._names)
 
     def add_initializer(self, tensor: TensorProto) -> None:
         """Add a constant value (named ``tensor.name``) available to every node."""

@@ -12,6 +12,7 @@ import onnx
 from onnx import ModelProto, NodeProto, TensorProto, numpy_helper
 
 from onnxpy.errors import InvalidArgument, NoSuchFile
+from onnxpy.model.graph_names import unused_name
 
 __all__ = ["load", "save", "GraphEdit", "TWO_GB"]
 
@@ -100,12 +101,7 @@ class GraphEdit:
         return self._arrays[name]
 
     def fresh(self, base: str) -> str:
-        name, k = base, 0
-        while name in self.names:
-            k += 1
-            name = f"{base}_{k}"
-        self.names.add(name)
-        return name
+        return unused_name(base, self.names)
 
     def add_initializer(self, name: str, value: np.ndarray) -> str:
         """Add ``value`` as an initializer named ``name`` (made unique); returns the name."""
