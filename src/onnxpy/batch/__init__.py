@@ -16,8 +16,9 @@ Importing this package imports neither pyarrow nor Ray::
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from onnxpy._lazy import lazy_exports
 
 __all__ = ["run", "BatchResult", "BatchPredictor", "actor_plan"]
 
@@ -28,13 +29,12 @@ _WHERE = {
     "actor_plan": "onnxpy.batch.ray_data",
 }
 
+_lazy_getattr, __dir__ = lazy_exports("onnxpy.batch", _WHERE, globals())
+
 
 def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'onnxpy.batch' has no attribute {name!r}")
     try:
-        return getattr(importlib.import_module(module), name)
+        return _lazy_getattr(name)
     except ImportError as e:
         raise ImportError(
             f'onnxpy.batch needs pyarrow ({e}): pip install "onnxpy[ray]" (Ray Data and '

@@ -14,8 +14,7 @@ Importing this package imports none of the extra's libraries; the names below lo
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from onnxpy._lazy import lazy_exports
 
 __all__ = [
     "serve",
@@ -37,9 +36,4 @@ _WHERE = {
     "create_grpc_server": "onnxpy.serving.grpc.servicer",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'onnxpy.serving' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports("onnxpy.serving", _WHERE, globals())

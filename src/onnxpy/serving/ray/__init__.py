@@ -18,8 +18,7 @@ Importing this package imports no extra; the names load on first use::
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from onnxpy._lazy import lazy_exports
 
 __all__ = ["app", "build", "serve_ray", "RayOptions"]
 
@@ -30,9 +29,4 @@ _WHERE = {
     "RayOptions": "onnxpy.serving.ray.options",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'onnxpy.serving.ray' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports("onnxpy.serving.ray", _WHERE, globals())
