@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import ModelProto, NodeProto, helper
 
+from onnxpy.passes.fusion.qdq import QLINEAR_UNARY
 from onnxpy.quantization.model_io import GraphEdit, topological_sort
 from onnxpy.quantization.params import QuantParams, quantize_bias, quantize_weight
 from onnxpy.quantization.selection import weight_axis
@@ -20,13 +21,6 @@ from onnxpy.quantization.selection import weight_axis
 __all__ = ["QOperatorWriter"]
 
 MS = "com.microsoft"
-_UNARY = {
-    "Sigmoid": "QLinearSigmoid",
-    "LeakyRelu": "QLinearLeakyRelu",
-    "AveragePool": "QLinearAveragePool",
-    "GlobalAveragePool": "QLinearGlobalAveragePool",
-    "Softmax": "QLinearSoftmax",
-}
 
 
 class QOperatorWriter:
@@ -157,7 +151,7 @@ class QOperatorWriter:
                 attrs["opset"] = self.edit.opset("")
                 attrs.setdefault("axis", -1 if self.edit.opset("") >= 13 else 1)
             self.edit.use_domain(MS)
-            self._emit(_UNARY[node.op_type], x + y, yq, node, domain=MS, **attrs)
+            self._emit(QLINEAR_UNARY[node.op_type], x + y, yq, node, domain=MS, **attrs)
         else:  # same: the operator itself on integers, the output sharing the input's params
             x = self._q_input(node.input[0])
             yq, _ = self._output(node)

@@ -29,10 +29,12 @@ from onnxpy.passes.context import GraphContext
 from onnxpy.passes.fusion._pattern import MS, only_reader, standard_node
 from onnxpy.passes.fusion._pattern import attribute as _attr
 
-__all__ = ["QDQFusion"]
+__all__ = ["QDQFusion", "QLINEAR_UNARY"]
 
 _INT8 = (np.dtype(np.int8), np.dtype(np.uint8))
-_UNARY = {
+# Float operators with a com.microsoft quantized twin taking (x, x_scale, x_zp, y_scale, y_zp);
+# the quantizer's QOperator writer emits the same ops.
+QLINEAR_UNARY = {
     "Sigmoid": "QLinearSigmoid",
     "LeakyRelu": "QLinearLeakyRelu",
     "AveragePool": "QLinearAveragePool",
@@ -147,7 +149,7 @@ class QDQFusion(Pass):
                 changed |= self._product(ctx, i, node)
             elif op in ("Add", "Mul"):
                 changed |= self._binary(ctx, i, node)
-            elif op in _UNARY:
+            elif op in QLINEAR_UNARY:
                 changed |= self._unary(ctx, i, node)
             elif op == "Concat":
                 changed |= self._concat(ctx, i, node)
@@ -286,7 +288,7 @@ class QDQFusion(Pass):
         attrs.pop("dilations", None)
         ins = [x.data, x.scale_name, x.zero_name, y.scale_name, y.zero_name]
         new = helper.make_node(
-            _UNARY[node.op_type],
+            QLINEAR_UNARY[node.op_type],
             ins,
             [y.node.output[0]],
             name=ctx.fresh_name(f"{node.name}_qlinear"),
