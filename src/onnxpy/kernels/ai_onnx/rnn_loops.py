@@ -3,9 +3,9 @@
 They serve the common case: default activations (RNN: Tanh or Relu), no clip, every sequence
 full length, and for LSTM no peepholes and no coupled input/forget gates (``rnn.py`` runs the
 rest step by step). Per time step a handful of in-place NumPy calls on preallocated buffers
-remain, and each of them serves every direction at once: the buffers are stacked
-``[D, B, G*H]``, the reverse direction reading its inputs time-flipped, so a bidirectional
-layer costs the calls of one (the recurrent products are one stacked matmul).
+remain, and each of them serves every direction at once: the buffers stack the directions
+(see :class:`_Layout`), the reverse direction reading its inputs time-flipped, so a
+bidirectional layer costs the calls of one (its recurrent products are one stacked matmul).
 
 Sigmoid is ``0.5 * tanh(0.5 * x) + 0.5``: the sigmoid gates' input and recurrent weights and
 biases are halved when laid out (exact: a power of two), and one tanh call serves every gate of
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from onnxpy.kernels.blas import fit_blas_threads
+from onnxpy.kernels.blas import SMALL_PRODUCT, fit_blas_threads
 from onnxpy.kernels.blas import matmul as blas_matmul
 
 __all__ = ["Weights", "fit_time_loop", "gru_loop", "lstm_loop", "rnn_loop"]
@@ -74,8 +74,10 @@ class Weights:
 
 
 # Recurrent products of at least this many weights (G * D * H * H) use the full-width layout
-# below even for two directions.
-_FULL_WIDTH = 1 << 20
+# below even for two directions. Measured on whole bidirectional layers at batch 1 (noisy):
+# LSTM hidden 384 and 512 ran 10-20 % faster full-width, hidden 256 (2^19) about even or a
+# little faster; GRU hidden 128 ran 1.1 instead of 1.4 ms gate-major.
+_FULL_WIDTH = 1 << 19
 
 
 class _Layout:
@@ -103,10 +105,9 @@ class _Layout:
         return a[..., first:stop, :, :, :]
 
     def gate(self, a: np.ndarray, k: int) -> np.ndarray:
-        """Gate ``k`` of ``a`` [..., *step] as [..., D, B, H]."""
-        if self.full:
-            return a[..., k * self.h : (k + 1) * self.h]
-        return a[..., k, :, :, :]
+        """Gate ``k`` of ``a`` [..., *step], shaped like the states (NumPy takes its fast
+        path only when every operand has the same shape: ~0.75 instead of ~1.6 us a call)."""
+        return self.gates(a, k, k + 1)
 
     def recurrent(self, wt: Weights, first: int, stop: int) -> np.ndarray:
         """The recurrent weights of gates ``first:stop`` for this layout's product."""
@@ -134,21 +135,30 @@ class _Layout:
 
 
 def fit_time_loop(batch: int, hidden: int, size: int) -> None:
-    """BLAS threads for the loop's [B, H] x [H, G*H] products: one thread for the small ones
-    (a chain of short GEMVs gains nothing from a second thread and suffers when the cores are
-    shared; see ``kernels.blas``)."""
-    fit_blas_threads(batch * hidden * size)
+    """One BLAS thread for the loop's [B, H] x [H, G*H] products, however large.
+
+    A chain of GEMVs interleaved with small NumPy calls gains little from a second thread
+    and suffers when the cores are shared (see ``kernels.blas``): hidden 512, batch 1, a
+    direction's GEMV alone took 88 instead of 106 us on two threads, but a whole
+    bidirectional layer took 9.4-21 ms on two threads (or as ``blas.matmul`` chose per
+    product) against 9.0-9.3 ms on one while other processes kept the cores busy.
+    """
+    fit_blas_threads(min(batch * hidden * size, SMALL_PRODUCT - 1))
 
 
 def _start(x, wt: Weights, h0, reverse: tuple[bool, ...]):
-    """(layout, projections, outputs [T, *state] in loop order, initial state, temp)."""
+    """(layout, projections, outputs [T, *state] in loop order, initial state, temp, 0.5).
+
+    0.5 is a 0-d array of the compute dtype: a Python float costs each call ~0.4 us more.
+    """
     batch = x.shape[1]
     lay = _Layout(wt.gates, len(reverse), batch, wt.hidden)
     pl = lay.projections(x, wt, reverse)
     hs = np.empty((pl.shape[0], *lay.state), dtype=pl.dtype)
     h = np.asarray(h0, dtype=pl.dtype).reshape(lay.state)
     fit_time_loop(batch, wt.hidden, wt.gates * wt.hidden)
-    return lay, pl, hs, h, np.empty(lay.state, dtype=pl.dtype)
+    half = np.array(0.5, dtype=pl.dtype)
+    return lay, pl, hs, h, np.empty(lay.state, dtype=pl.dtype), half
 
 
 def _results(hs: np.ndarray, h: np.ndarray, reverse: tuple[bool, ...]):
@@ -167,7 +177,7 @@ def _results(hs: np.ndarray, h: np.ndarray, reverse: tuple[bool, ...]):
 
 def lstm_loop(x, wt: Weights, h0, c0, reverse: tuple[bool, ...]):
     """(Y [T, D, B, H], Y_h [D, B, H], Y_c [D, B, H]) of LSTM gates i, o, f (halved), c."""
-    lay, pl, hs, h, tmp = _start(x, wt, h0, reverse)
+    lay, pl, hs, h, tmp, half = _start(x, wt, h0, reverse)
     g = np.empty(lay.step, dtype=pl.dtype)
     sig = lay.gates(g, 0, 3)
     i, o, f, cand = (lay.gate(g, k) for k in range(4))
@@ -177,8 +187,8 @@ def lstm_loop(x, wt: Weights, h0, c0, reverse: tuple[bool, ...]):
         np.matmul(h, r, out=g)
         g += pl[s]
         np.tanh(g, out=g)
-        sig *= 0.5
-        sig += 0.5
+        sig *= half
+        sig += half
         cell *= f
         np.multiply(i, cand, out=tmp)
         cell += tmp
@@ -191,7 +201,7 @@ def lstm_loop(x, wt: Weights, h0, c0, reverse: tuple[bool, ...]):
 
 def gru_loop(x, wt: Weights, h0, reverse: tuple[bool, ...]):
     """(Y [T, D, B, H], Y_h [D, B, H]) of GRU gates z, r (halved), h."""
-    lay, pl, hs, h, tmp = _start(x, wt, h0, reverse)
+    lay, pl, hs, h, tmp, half = _start(x, wt, h0, reverse)
     g = np.empty(lay.step, dtype=pl.dtype)
     zr = lay.gates(g, 0, 2)
     z, rg, hh = (lay.gate(g, k) for k in range(3))
@@ -206,8 +216,8 @@ def gru_loop(x, wt: Weights, h0, reverse: tuple[bool, ...]):
             np.matmul(h, r_all, out=g)
             g += pl[s]
             np.tanh(zr, out=zr)
-            zr *= 0.5
-            zr += 0.5
+            zr *= half
+            zr += half
             hh *= rg
             hh += add_h[s]
             np.tanh(hh, out=hh)
@@ -218,15 +228,14 @@ def gru_loop(x, wt: Weights, h0, reverse: tuple[bool, ...]):
     else:
         r_zr, r_h = lay.recurrent(wt, 0, 2), wt.r_t[..., 2 * wt.hidden :]
         add_zr, add_h = lay.gates(pl, 0, 2), lay.gate(pl, 2)
-        flat = tmp.reshape(tmp.shape[-3:])
         for s in range(pl.shape[0]):
             np.matmul(h, r_zr, out=zr)
             zr += add_zr[s]
             np.tanh(zr, out=zr)
-            zr *= 0.5
-            zr += 0.5
+            zr *= half
+            zr += half
             np.multiply(rg, h, out=tmp)
-            np.matmul(flat, r_h, out=hh)
+            np.matmul(tmp, r_h, out=hh)
             hh += add_h[s]
             np.tanh(hh, out=hh)
             np.subtract(h, hh, out=tmp)
@@ -238,14 +247,15 @@ def gru_loop(x, wt: Weights, h0, reverse: tuple[bool, ...]):
 
 def rnn_loop(x, wt: Weights, h0, reverse: tuple[bool, ...], relu: bool):
     """(Y [T, D, B, H], Y_h [D, B, H]) of RNN with Tanh (or Relu) activation."""
-    lay, pl, hs, h, _ = _start(x, wt, h0, reverse)
+    lay, pl, hs, h, _, half = _start(x, wt, h0, reverse)
     r = lay.recurrent(wt, 0, 1)
+    zero = np.zeros_like(half)
     for s in range(pl.shape[0]):
         new = hs[s]
         np.matmul(h, r, out=new)
         new += pl[s]
         if relu:
-            np.maximum(new, 0, out=new)
+            np.maximum(new, zero, out=new)
         else:
             np.tanh(new, out=new)
         h = new
