@@ -318,9 +318,9 @@ def test_fast_loop_against_onnxruntime(op):
 # -- weights laid out once, every direction in one loop, RNN's loop -----------------------------
 
 
-def _sessions(op, ins, constants, opset=17, **attrs):
-    """(onnxpy session, onnxruntime session, feeds) of one recurrent node; input positions in
-    ``constants`` are initializers."""
+def _sessions(op, ins, constants, opset=17, oracle=True, **attrs):
+    """(onnxpy session, onnxruntime session or None without ``oracle``, feeds) of one
+    recurrent node; input positions in ``constants`` are initializers."""
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
@@ -343,7 +343,7 @@ def _sessions(op, ins, constants, opset=17, **attrs):
     data = model.SerializeToString()
     feeds = {n: a for k, (n, a) in enumerate(zip(names, ins, strict=True)) if n}
     feeds = {n: a for n, a in feeds.items() if names.index(n) not in constants}
-    expected = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    expected = ort.InferenceSession(data, providers=["CPUExecutionProvider"]) if oracle else None
     return onnxpy.InferenceSession(data), expected, feeds
 
 
@@ -418,17 +418,26 @@ def test_weights_given_as_inputs_are_laid_out_per_run(op):
 @pytest.mark.parametrize("full_width", [0, 1 << 60])
 def test_both_step_layouts_for_two_directions(monkeypatch, op, extra, full_width):
     """Batch 1 with two directions uses the full-width product when it is large; both layouts
-    (forced here on a small model) agree with onnxruntime, with batch-major layout too."""
+    (forced here on a small model) agree with onnxruntime, and so does the batch-major form
+    (``layout=1``, checked against onnxruntime's time-major results transposed)."""
     from onnxpy.kernels.ai_onnx import rnn_loops
 
     monkeypatch.setattr(rnn_loops, "_FULL_WIDTH", full_width)
     ins, hid = _inputs_of(op, 2, 1)
     if "activations" in extra:
         extra = {"activations": ["Relu", "Relu"]}
-    ours, theirs, feeds = _sessions(
-        op, ins, constants=(1, 2, 3), hidden_size=hid, direction="bidirectional", **extra
-    )
-    _assert_matches(ours.run(None, feeds), theirs.run(None, feeds))
+    attrs = dict(hidden_size=hid, direction="bidirectional", **extra)
+    ours, theirs, feeds = _sessions(op, ins, constants=(1, 2, 3), **attrs)
+    expected = theirs.run(None, feeds)
+    _assert_matches(ours.run(None, feeds), expected)
+
+    swapped = [
+        a if a is None or k in (1, 2, 3) else np.swapaxes(a, 0, 1) for k, a in enumerate(ins)
+    ]
+    # onnxruntime refuses layout=1 for recurrent ops
+    ours, _, feeds = _sessions(op, swapped, (1, 2, 3), oracle=False, layout=1, **attrs)
+    batch_major = [expected[0].transpose(2, 0, 1, 3)] + [s.transpose(1, 0, 2) for s in expected[1:]]
+    _assert_matches(ours.run(None, feeds), batch_major)
 
 
 @pytest.mark.parametrize("activation", ["Tanh", "Relu"])
@@ -455,3 +464,17 @@ def test_mixed_rnn_activations_take_the_general_loop():
         "RNN", ins, (1, 2, 3), hidden_size=hid, direction="bidirectional", activations=acts
     )
     _assert_matches(ours.run(None, feeds), theirs.run(None, feeds))
+
+
+def test_float16_constant_weights_compute_in_float32():
+    """float16 initializers are laid out in float32 (the compute type) and the results rounded
+    back: they match the float32 model's up to float16 rounding."""
+    ins, hid = _recurrent_inputs("GRU", 2, 2)
+    attrs = dict(hidden_size=hid, direction="bidirectional", linear_before_reset=1)
+    half = [None if a is None else a.astype(np.float16) for a in ins]
+    exact = [None if a is None else a.astype(np.float32) for a in half]
+    got = run("GRU", half, 2, constants=(1, 2, 3), **attrs)
+    want = run("GRU", exact, 2, constants=(1, 2, 3), **attrs)
+    for a, e in zip(got, want, strict=True):
+        assert a.dtype == np.float16
+        np.testing.assert_allclose(a.astype(np.float32), e, rtol=2e-3, atol=2e-3)
