@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import onnxpy
 from tests.kernels import single_node
 
 RNG = np.random.default_rng(1234)
@@ -312,3 +313,168 @@ def test_fast_loop_against_onnxruntime(op):
     got = run(op, ins, len(outs), opset=14, **attrs)
     for a, e in zip(got, expected, strict=True):
         np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
+
+
+# -- weights laid out once, every direction in one loop, RNN's loop -----------------------------
+
+
+def _sessions(op, ins, constants, opset=17, oracle=True, **attrs):
+    """(onnxpy session, onnxruntime session or None without ``oracle``, feeds) of one
+    recurrent node; input positions in ``constants`` are initializers."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    names = ["X", "W", "R", "B", "L", "H0", "C0"][: len(ins)]
+    names = [n if a is not None else "" for n, a in zip(names, ins, strict=True)]
+    outs = ["Y", "Y_h"] + (["Y_c"] if op == "LSTM" else [])
+    graph = helper.make_graph(
+        [helper.make_node(op, names, outs, **attrs)],
+        "g",
+        [
+            helper.make_tensor_value_info(n, TensorProto.FLOAT, a.shape)
+            for k, (n, a) in enumerate(zip(names, ins, strict=True))
+            if n and k not in constants
+        ],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outs],
+        [numpy_helper.from_array(ins[k], names[k]) for k in constants],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    data = model.SerializeToString()
+    feeds = {n: a for k, (n, a) in enumerate(zip(names, ins, strict=True)) if n}
+    feeds = {n: a for n, a in feeds.items() if names.index(n) not in constants}
+    expected = ort.InferenceSession(data, providers=["CPUExecutionProvider"]) if oracle else None
+    return onnxpy.InferenceSession(data), expected, feeds
+
+
+def _rnn_inputs(directions, batch, hid=5, inp=3, steps=6):
+    x = RNG.standard_normal((steps, batch, inp)).astype(np.float32)
+    w = (RNG.standard_normal((directions, hid, inp)) * 0.5).astype(np.float32)
+    r = (RNG.standard_normal((directions, hid, hid)) * 0.5).astype(np.float32)
+    b = RNG.standard_normal((directions, 2 * hid)).astype(np.float32)
+    h0 = RNG.standard_normal((directions, batch, hid)).astype(np.float32)
+    return [x, w, r, b, None, h0], hid
+
+
+def _inputs_of(op, directions, batch, **kw):
+    if op == "RNN":
+        return _rnn_inputs(directions, batch, **kw)
+    return _recurrent_inputs(op, directions, batch, **kw)
+
+
+def _assert_matches(got, expected):
+    for a, e in zip(got, expected, strict=True):
+        assert a.shape == e.shape
+        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
+
+
+CASES = [("LSTM", {}), ("GRU", {"linear_before_reset": 0}), ("GRU", {"linear_before_reset": 1})]
+CASES += [("RNN", {}), ("RNN", {"activations": ["Relu"]})]
+
+
+@pytest.mark.parametrize(("op", "extra"), CASES)
+@pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_constant_weights_are_laid_out_once(monkeypatch, op, extra, direction, batch):
+    """Initializer W, R, B: laid out by the first run, reused by the next, and the loop over
+    all directions at once agrees with onnxruntime."""
+    from onnxpy.kernels.ai_onnx import rnn
+
+    built = []
+
+    class Counted(rnn.Weights):
+        def __init__(self, *args, **kw):
+            built.append(1)
+            super().__init__(*args, **kw)
+
+    monkeypatch.setattr(rnn, "Weights", Counted)
+    dirs = 2 if direction == "bidirectional" else 1
+    ins, hid = _inputs_of(op, dirs, batch)
+    if op == "RNN" and "activations" in extra and dirs == 2:
+        extra = {"activations": ["Relu", "Relu"]}
+    ours, theirs, feeds = _sessions(
+        op, ins, constants=(1, 2, 3), hidden_size=hid, direction=direction, **extra
+    )
+    assert not built
+    for _ in range(2):
+        _assert_matches(ours.run(None, feeds), theirs.run(None, feeds))
+    assert len(built) == 1
+
+
+@pytest.mark.parametrize("op", ["LSTM", "GRU", "RNN"])
+def test_weights_given_as_inputs_are_laid_out_per_run(op):
+    """Constant W and R but B fed at run time: each run lays out what it was given."""
+    ins, hid = _inputs_of(op, 2, 2)
+    attrs = dict(hidden_size=hid, direction="bidirectional")
+    if op == "GRU":
+        attrs["linear_before_reset"] = 1
+    ours, theirs, feeds = _sessions(op, ins, constants=(1, 2), **attrs)
+    _assert_matches(ours.run(None, feeds), theirs.run(None, feeds))
+    feeds["B"] = feeds["B"] * 2
+    _assert_matches(ours.run(None, feeds), theirs.run(None, feeds))
+
+
+@pytest.mark.parametrize(("op", "extra"), CASES)
+@pytest.mark.parametrize("full_width", [0, 1 << 60])
+def test_both_step_layouts_for_two_directions(monkeypatch, op, extra, full_width):
+    """Batch 1 with two directions uses the full-width product when it is large; both layouts
+    (forced here on a small model) agree with onnxruntime, and so does the batch-major form
+    (``layout=1``, checked against onnxruntime's time-major results transposed)."""
+    from onnxpy.kernels.ai_onnx import rnn_loops
+
+    monkeypatch.setattr(rnn_loops, "_FULL_WIDTH", full_width)
+    ins, hid = _inputs_of(op, 2, 1)
+    if "activations" in extra:
+        extra = {"activations": ["Relu", "Relu"]}
+    attrs = dict(hidden_size=hid, direction="bidirectional", **extra)
+    ours, theirs, feeds = _sessions(op, ins, constants=(1, 2, 3), **attrs)
+    expected = theirs.run(None, feeds)
+    _assert_matches(ours.run(None, feeds), expected)
+
+    swapped = [
+        a if a is None or k in (1, 2, 3) else np.swapaxes(a, 0, 1) for k, a in enumerate(ins)
+    ]
+    # onnxruntime refuses layout=1 for recurrent ops
+    ours, _, feeds = _sessions(op, swapped, (1, 2, 3), oracle=False, layout=1, **attrs)
+    batch_major = [expected[0].transpose(2, 0, 1, 3)] + [s.transpose(1, 0, 2) for s in expected[1:]]
+    _assert_matches(ours.run(None, feeds), batch_major)
+
+
+@pytest.mark.parametrize("activation", ["Tanh", "Relu"])
+def test_rnn_fast_loop_matches_general_loop(activation):
+    """A clip no value reaches takes the general per-step path; sequence_lens all full length
+    keep the fast one."""
+    ins, hid = _rnn_inputs(2, 3)
+    acts = [activation, activation]
+    attrs = dict(hidden_size=hid, direction="bidirectional", activations=acts)
+    fast = run("RNN", ins, 2, **attrs)
+    general = run("RNN", ins, 2, clip=1e30, **attrs)
+    ins[4] = np.full(3, ins[0].shape[0], dtype=np.int32)
+    full_lens = run("RNN", ins, 2, **attrs)
+    for a, e, f in zip(fast, general, full_lens, strict=True):
+        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(a, f)
+
+
+def test_mixed_rnn_activations_take_the_general_loop():
+    """Relu forward, Tanh reverse: not one loop's activation, so step by step, per direction."""
+    ins, hid = _rnn_inputs(2, 2)
+    acts = ["Relu", "Tanh"]
+    ours, theirs, feeds = _sessions(
+        "RNN", ins, (1, 2, 3), hidden_size=hid, direction="bidirectional", activations=acts
+    )
+    _assert_matches(ours.run(None, feeds), theirs.run(None, feeds))
+
+
+def test_float16_constant_weights_compute_in_float32():
+    """float16 initializers are laid out in float32 (the compute type) and the results rounded
+    back: they match the float32 model's up to float16 rounding."""
+    ins, hid = _recurrent_inputs("GRU", 2, 2)
+    attrs = dict(hidden_size=hid, direction="bidirectional", linear_before_reset=1)
+    half = [None if a is None else a.astype(np.float16) for a in ins]
+    exact = [None if a is None else a.astype(np.float32) for a in half]
+    got = run("GRU", half, 2, constants=(1, 2, 3), **attrs)
+    want = run("GRU", exact, 2, constants=(1, 2, 3), **attrs)
+    for a, e in zip(got, want, strict=True):
+        assert a.dtype == np.float16
+        np.testing.assert_allclose(a.astype(np.float32), e, rtol=2e-3, atol=2e-3)

@@ -15,9 +15,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from onnxpy.kernels.blas import fit_blas_threads
+from onnxpy.kernels.ai_onnx.rnn_loops import (
+    Weights,
+    fit_time_loop,
+    gru_loop,
+    lstm_loop,
+    rnn_loop,
+)
 from onnxpy.kernels.blas import matmul as blas_matmul
-from onnxpy.kernels.registry import register
+from onnxpy.kernels.registry import NodeInfo, register
 
 Activation = Callable[[np.ndarray], np.ndarray]
 
@@ -221,7 +227,7 @@ def _run(c: _Common, proj: np.ndarray, states: list[np.ndarray], cell: Cell, rev
     proj = _gather(proj, idx)
     seq_len, batch = proj.shape[:2]
     ys = np.zeros((seq_len, batch, c.hidden), dtype=proj.dtype)
-    _fit_time_loop(batch, c.hidden, proj.shape[-1])
+    fit_time_loop(batch, c.hidden, proj.shape[-1])
     for s in range(seq_len):
         new = cell(proj[s], states)
         if valid is None:
@@ -234,13 +240,6 @@ def _run(c: _Common, proj: np.ndarray, states: list[np.ndarray], cell: Cell, rev
     return _gather(ys, idx), states
 
 
-def _fit_time_loop(batch: int, hidden: int, gates: int) -> None:
-    """BLAS threads for the loop's [B, H] x [H, G*H] products: one thread for the small ones
-    (a chain of short GEMVs gains nothing from a second thread and suffers when the cores are
-    shared; see ``kernels.blas``)."""
-    fit_blas_threads(batch * hidden * gates)
-
-
 def _projection(c: _Common, w: np.ndarray, bias: np.ndarray) -> np.ndarray:
     seq_len, batch, size = c.x.shape
     proj = blas_matmul(c.x.reshape(seq_len * batch, size), w.T)
@@ -249,13 +248,10 @@ def _projection(c: _Common, w: np.ndarray, bias: np.ndarray) -> np.ndarray:
 
 
 def _outputs(c: _Common, layout: int, ys: list, finals: list[list[np.ndarray]]) -> tuple:
-    """Y [T, D, B, H] (or batch-major), then each final state [D, B, H]."""
+    """Y and the final states from per-direction results of the general loop."""
     y = np.stack(ys, axis=1)
     states = [np.stack(s, axis=0) for s in zip(*finals, strict=True)]
-    if layout == 1:
-        y = y.transpose(2, 0, 1, 3)
-        states = [s.transpose(1, 0, 2) for s in states]
-    return tuple(np.ascontiguousarray(v).astype(c.dtype, copy=False) for v in [y, *states])
+    return _finish(c, layout, y, states)
 
 
 def _biases(b: object, d: int, gates: int, hidden: int, cdt: np.dtype):
@@ -271,101 +267,47 @@ _GRU_DEFAULTS = ("Sigmoid", "Tanh")
 _LSTM_DEFAULTS = ("Sigmoid", "Tanh", "Tanh")
 
 
-# -- fast time loops for the common case ---------------------------------------------------------
-#
-# Default activations, no clip, full-length sequences (and for LSTM no peepholes, no coupled
-# gates): the time loop then works in place on a few preallocated [B, G*H] rows. Sigmoid is
-# 0.5 * tanh(0.5 * x) + 0.5, so the sigmoid gates' input projections (and recurrent weights)
-# are halved once, outside the loop (exact: a power of two), and one tanh call serves every
-# gate of a step. Per LSTM step that is 10 NumPy calls instead of ~25 (and none allocates).
+def _finish(c: _Common, layout: int, y: np.ndarray, states: list[np.ndarray]) -> tuple:
+    """Y [T, D, B, H] and the final states [D, B, H] in the node's layout and dtype."""
+    if layout == 1:
+        y = y.transpose(2, 0, 1, 3)
+        states = [s.transpose(1, 0, 2) for s in states]
+    return tuple(np.ascontiguousarray(v).astype(c.dtype, copy=False) for v in [y, *states])
 
 
-def _halved(a: np.ndarray, upto: int) -> np.ndarray:
-    """A copy of ``a`` with its last axis' first ``upto`` entries halved."""
-    out = np.array(a, copy=True)
-    out[..., :upto] *= 0.5
-    return out
+class _Prepared:
+    """:class:`Weights` for the fast loops. When W and R (and B, if given) are constants of the
+    model, those same arrays arrive at every run: they are laid out on the first run that
+    takes a fast loop and kept (a node that never does keeps nothing). Other weights are laid
+    out per run."""
 
+    def __init__(self, info: NodeInfo, gates: int, halved: int, lbr: int | None = None):
+        self.w, self.r, self.b = (info.constant_inputs.get(k) for k in (1, 2, 3))
+        self.layout = (gates, halved, lbr)
+        self.ready: dict[np.dtype, Weights] = {}
 
-def _lstm_direction(c: _Common, w, r, wb, rb, h0, c0, reverse: bool):
-    hid = c.hidden
-    proj = _halved(_projection(c, w, wb + rb), 3 * hid)  # [T, B, 4H]: i, o, f halved
-    rt = np.array(r, copy=True)  # [4H, H]: rows of i, o, f halved
-    rt[: 3 * hid] *= 0.5
-    rt = rt.T  # [H, 4H]
-    seq_len, batch = proj.shape[:2]
-    ys = np.empty((seq_len, batch, hid), dtype=proj.dtype)
-    gates = np.empty((batch, 4 * hid), dtype=proj.dtype)
-    tmp = np.empty((batch, hid), dtype=proj.dtype)
-    cell = np.array(c0, copy=True)
-    h = h0
-    sig = gates[:, : 3 * hid]
-    i, o, f, cand = (gates[:, k * hid : (k + 1) * hid] for k in range(4))
-    _fit_time_loop(batch, hid, 4 * hid)
-    for s in range(seq_len - 1, -1, -1) if reverse else range(seq_len):
-        np.matmul(h, rt, out=gates)
-        gates += proj[s]
-        np.tanh(gates, out=gates)
-        sig *= 0.5
-        sig += 0.5
-        cell *= f
-        np.multiply(i, cand, out=tmp)
-        cell += tmp
-        np.tanh(cell, out=tmp)
-        h = ys[s]
-        np.multiply(o, tmp, out=h)
-    return ys, [np.array(h), cell]
-
-
-def _gru_direction(c: _Common, w, r, bias, rbh, h0, reverse: bool, linear_before_reset: int):
-    hid = c.hidden
-    proj = _halved(_projection(c, w, bias), 2 * hid)  # [T, B, 3H]: z, r halved
-    rd = np.array(r, copy=True)
-    rd[: 2 * hid] *= 0.5
-    r_zr, r_h = rd[: 2 * hid].T, rd[2 * hid :].T
-    seq_len, batch = proj.shape[:2]
-    ys = np.empty((seq_len, batch, hid), dtype=proj.dtype)
-    zr = np.empty((batch, 2 * hid), dtype=proj.dtype)
-    hh = np.empty((batch, hid), dtype=proj.dtype)
-    tmp = np.empty((batch, hid), dtype=proj.dtype)
-    z, rg = zr[:, :hid], zr[:, hid:]
-    h = h0
-    _fit_time_loop(batch, hid, 3 * hid)
-    for s in range(seq_len - 1, -1, -1) if reverse else range(seq_len):
-        step = proj[s]
-        np.matmul(h, r_zr, out=zr)
-        zr += step[:, : 2 * hid]
-        np.tanh(zr, out=zr)
-        zr *= 0.5
-        zr += 0.5
-        if linear_before_reset:
-            np.matmul(h, r_h, out=hh)
-            hh += rbh
-            hh *= rg
-        else:
-            np.multiply(rg, h, out=tmp)
-            np.matmul(tmp, r_h, out=hh)
-        hh += step[:, 2 * hid :]
-        np.tanh(hh, out=hh)
-        np.subtract(h, hh, out=tmp)  # h' = hh + z * (h - hh)
-        tmp *= z
-        h = ys[s]
-        np.add(hh, tmp, out=h)
-    return ys, [np.array(h)]
+    def get(self, w, r, b, dt: np.dtype) -> Weights:
+        gates, halved, lbr = self.layout
+        if (
+            self.w is None
+            or self.r is None
+            or w is not self.w
+            or r is not self.r
+            or b is not self.b
+        ):
+            return Weights(w, r, b, gates, halved, dt, lbr)
+        ready = self.ready.get(dt)
+        if ready is None:
+            ready = self.ready[dt] = Weights(w, r, b, gates, halved, dt, lbr)
+        return ready
 
 
 # -- RNN -----------------------------------------------------------------------------------------
 
 
-@register("RNN", since=(1, 7, 14, 22))
+@register("RNN", since=(1, 7, 14, 22), factory=True)
 def rnn(
-    x,
-    w,
-    r,
-    b=None,
-    sequence_lens=None,
-    initial_h=None,
-    /,
+    info: NodeInfo,
     *,
     activation_alpha=None,
     activation_beta=None,
@@ -377,40 +319,45 @@ def rnn(
     output_sequence=0,
 ):
     """Ht = f(Xt*Wi^T + Ht-1*Ri^T + Wbi + Rbi)."""
-    c = _common(x, r, sequence_lens, direction, layout, hidden_size, clip)
-    cdt = c.x.dtype
-    funcs = _activations(
-        activations, activation_alpha, activation_beta, ("Tanh",), c.num_directions
-    )
-    h0 = _initial(initial_h, c, layout)
-    clip_fn = _clip(c)
-    ys, finals = [], []
-    for d, reverse in enumerate(c.directions):
-        wb, rb = _biases(b, d, 1, c.hidden, cdt)
-        rt = _weight(r, cdt)[d].T
-        f = funcs[d][0]
+    prepared = _Prepared(info, 1, 0)
+    tanh, relu = (_default_functions(activations, (n,)) for n in ("Tanh", "Relu"))
 
-        def cell(xp, states, rt=rt, f=f):
-            return [f(clip_fn(xp + states[0] @ rt))]
+    def run(x, w, r, b=None, sequence_lens=None, initial_h=None, /):
+        c = _common(x, r, sequence_lens, direction, layout, hidden_size, clip)
+        h0 = _initial(initial_h, c, layout)
+        if c.clip is None and c.lens is None and (tanh or relu):
+            wt = prepared.get(w, r, b, c.x.dtype)
+            y, yh = rnn_loop(c.x, wt, h0, c.directions, relu=not tanh)
+            return _finish(c, layout, y, [yh])
+        cdt = c.x.dtype
+        funcs = _activations(
+            activations, activation_alpha, activation_beta, ("Tanh",), c.num_directions
+        )
+        clip_fn = _clip(c)
+        ys, finals = [], []
+        for d, reverse in enumerate(c.directions):
+            wb, rb = _biases(b, d, 1, c.hidden, cdt)
+            rt = _weight(r, cdt)[d].T
+            f = funcs[d][0]
 
-        y, st = _run(c, _projection(c, _weight(w, cdt)[d], wb + rb), [h0[d]], cell, reverse)
-        ys.append(y)
-        finals.append(st)
-    return _outputs(c, layout, ys, finals)
+            def cell(xp, states, rt=rt, f=f):
+                return [f(clip_fn(xp + states[0] @ rt))]
+
+            proj = _projection(c, _weight(w, cdt)[d], wb + rb)
+            y, st = _run(c, proj, [h0[d]], cell, reverse)
+            ys.append(y)
+            finals.append(st)
+        return _outputs(c, layout, ys, finals)
+
+    return run
 
 
 # -- GRU -----------------------------------------------------------------------------------------
 
 
-@register("GRU", since=(1, 3, 7, 14, 22))
+@register("GRU", since=(1, 3, 7, 14, 22), factory=True)
 def gru(
-    x,
-    w,
-    r,
-    b=None,
-    sequence_lens=None,
-    initial_h=None,
-    /,
+    info: NodeInfo,
     *,
     activation_alpha=None,
     activation_beta=None,
@@ -423,31 +370,40 @@ def gru(
     output_sequence=0,
 ):
     """Gates z, r, h; ``linear_before_reset`` applies r after the recurrent product."""
-    c = _common(x, r, sequence_lens, direction, layout, hidden_size, clip)
+    prepared = _Prepared(info, 3, 2, 1 if linear_before_reset else 0)
+    default_functions = _default_functions(activations, _GRU_DEFAULTS)
+
+    def run(x, w, r, b=None, sequence_lens=None, initial_h=None, /):
+        c = _common(x, r, sequence_lens, direction, layout, hidden_size, clip)
+        h0 = _initial(initial_h, c, layout)
+        if c.clip is None and c.lens is None and default_functions:
+            y, yh = gru_loop(c.x, prepared.get(w, r, b, c.x.dtype), h0, c.directions)
+            return _finish(c, layout, y, [yh])
+        return _gru_general(c, w, r, b, h0, layout, linear_before_reset, funcs_of(c))
+
+    def funcs_of(c: _Common) -> list[list[Activation]]:
+        return _activations(
+            activations, activation_alpha, activation_beta, _GRU_DEFAULTS, c.num_directions
+        )
+
+    return run
+
+
+def _gru_general(c: _Common, w, r, b, h0, layout: int, lbr: int, funcs) -> tuple:
+    """GRU step by step: any activations, clip, sequence_lens."""
     cdt, hid = c.x.dtype, c.hidden
-    funcs = _activations(
-        activations, activation_alpha, activation_beta, _GRU_DEFAULTS, c.num_directions
-    )
-    h0 = _initial(initial_h, c, layout)
     clip_fn = _clip(c)
-    fast = c.clip is None and c.lens is None and _default_functions(activations, _GRU_DEFAULTS)
     ys, finals = [], []
     for d, reverse in enumerate(c.directions):
         wb, rb = _biases(b, d, 3, hid, cdt)
         rd = _weight(r, cdt)[d]
         r_zr, r_h = rd[: 2 * hid].T, rd[2 * hid :].T
         f, g = funcs[d]
-        if linear_before_reset:
+        if lbr:
             bias = wb + np.concatenate([rb[: 2 * hid], np.zeros(hid, dtype=cdt)])
             rbh = rb[2 * hid :]
         else:
             bias, rbh = wb + rb, None
-        if fast:
-            wd = _weight(w, cdt)[d]
-            y, st = _gru_direction(c, wd, rd, bias, rbh, h0[d], reverse, linear_before_reset)
-            ys.append(y)
-            finals.append(st)
-            continue
 
         def cell(xp, states, r_zr=r_zr, r_h=r_h, f=f, g=g, rbh=rbh):
             h = states[0]
@@ -468,17 +424,9 @@ def gru(
 # -- LSTM ----------------------------------------------------------------------------------------
 
 
-@register("LSTM", since=(1, 7, 14, 22))
+@register("LSTM", since=(1, 7, 14, 22), factory=True)
 def lstm(
-    x,
-    w,
-    r,
-    b=None,
-    sequence_lens=None,
-    initial_h=None,
-    initial_c=None,
-    p=None,
-    /,
+    info: NodeInfo,
     *,
     activation_alpha=None,
     activation_beta=None,
@@ -491,34 +439,33 @@ def lstm(
     output_sequence=0,
 ):
     """Gates i, o, f, c with optional peepholes P[iof] and coupled input/forget gates."""
-    c = _common(x, r, sequence_lens, direction, layout, hidden_size, clip)
+    prepared = _Prepared(info, 4, 3)
+    default_functions = _default_functions(activations, _LSTM_DEFAULTS)
+
+    def run(x, w, r, b=None, sequence_lens=None, initial_h=None, initial_c=None, p=None, /):
+        c = _common(x, r, sequence_lens, direction, layout, hidden_size, clip)
+        h0 = _initial(initial_h, c, layout)
+        c0 = _initial(initial_c, c, layout)
+        simple = p is None and not input_forget and default_functions
+        if simple and c.clip is None and c.lens is None:
+            wt = prepared.get(w, r, b, c.x.dtype)
+            y, yh, yc = lstm_loop(c.x, wt, h0, c0, c.directions)
+            return _finish(c, layout, y, [yh, yc])
+        funcs = _activations(
+            activations, activation_alpha, activation_beta, _LSTM_DEFAULTS, c.num_directions
+        )
+        return _lstm_general(c, w, r, b, p, h0, c0, layout, input_forget, funcs)
+
+    return run
+
+
+def _lstm_general(c: _Common, w, r, b, p, h0, c0, layout: int, input_forget: int, funcs):
+    """LSTM step by step: peepholes, coupled gates, any activations, clip, sequence_lens."""
     cdt, hid = c.x.dtype, c.hidden
-    funcs = _activations(
-        activations,
-        activation_alpha,
-        activation_beta,
-        _LSTM_DEFAULTS,
-        c.num_directions,
-    )
-    h0 = _initial(initial_h, c, layout)
-    c0 = _initial(initial_c, c, layout)
     clip_fn = _clip(c)
-    fast = (
-        p is None
-        and not input_forget
-        and c.clip is None
-        and c.lens is None
-        and _default_functions(activations, _LSTM_DEFAULTS)
-    )
     ys, finals = [], []
     for d, reverse in enumerate(c.directions):
         wb, rb = _biases(b, d, 4, hid, cdt)
-        if fast:
-            wd, rd = _weight(w, cdt)[d], _weight(r, cdt)[d]
-            y, st = _lstm_direction(c, wd, rd, wb, rb, h0[d], c0[d], reverse)
-            ys.append(y)
-            finals.append(st)
-            continue
         rt = _weight(r, cdt)[d].T
         if p is None:
             pi = po = pf = np.zeros(hid, dtype=cdt)
