@@ -201,16 +201,27 @@ def test_one_row_single_leaf_trees_among_others(built):
     _assert_walk_leaves(_row_bits(forest), forest, _rows(80, 52))
 
 
-def test_a_session_takes_the_masks_for_one_row(built, monkeypatch):
-    # 200 trees of up to 32 leaves: past _ALL_NODES_NODES, shallow enough for the masks to
-    # cost less than the walk's four NumPy calls per level.
-    a = random_forest(200, 5, "BRANCH_LEQ", 3, seed=61, leaf_p=0.1)
-    calls = []
+def _spy_cells(monkeypatch, cls, calls):
     monkeypatch.setattr(
-        _tree_bits.RowBits,
-        "leaves",
-        lambda self, x, f=_tree_bits.RowBits.leaves: calls.append(len(x)) or f(self, x),
+        cls,
+        "cells",
+        lambda self, x, f=cls.cells: calls.append(cls.__name__) or f(self, x),
     )
+
+
+@pytest.mark.parametrize(
+    ("values", "finder"), [(None, "RowBits"), (STEPS, "RowPrefix")], ids=["distinct", "shared"]
+)
+def test_a_session_takes_the_masks_for_one_row(built, monkeypatch, values, finder):
+    # 200 trees of up to 32 leaves: past _ALL_NODES_NODES, shallow enough for the masks to
+    # cost less than the walk's four NumPy calls per level. Thresholds drawn from a few values
+    # (as boosted trees' histogram bins are) make the prefix tables pay; distinct ones per
+    # node (here on 2 features, so the tables pass their size limit) leave the per-node masks.
+    monkeypatch.setattr(trees, "_PREFIX_BYTES_PER_NODE", 64)
+    a = random_forest(200, 5, "BRANCH_LEQ", 3, seed=61, leaf_p=0.1, values=values)
+    calls = []
+    _spy_cells(monkeypatch, _tree_bits.RowBits, calls)
+    _spy_cells(monkeypatch, _tree_bits.RowPrefix, calls)
     sess = regressor_session(a, 3, "AVERAGE")
     assert len(built[-1][0].leaf_row) > trees._ALL_NODES_NODES
     x = _rows(40, 62)
@@ -220,4 +231,97 @@ def test_a_session_takes_the_masks_for_one_row(built, monkeypatch):
     np.testing.assert_allclose(batch, plain_walk(x, a, 3, "AVERAGE"), rtol=1e-5, atol=1e-6)
     for i in range(len(x)):
         np.testing.assert_array_equal(sess.run(None, {"X": x[i : i + 1]})[0], batch[i : i + 1])
-    assert len(calls) == len(x)
+    assert calls == [finder] * len(x)
+
+
+# -- one row: prefix tables over the distinct thresholds (RowPrefix) --------------------------
+# The same leaves as the walk, whatever the mode (the true side is a suffix of the pairs in
+# ascending or descending threshold order), with ties, NaNs (every node of the feature false),
+# float64 rows, several nodes of one tree sharing a (feature, threshold) pair, one-leaf trees,
+# rows wider than the used features, and a table size limit.
+
+
+def _row_prefix(forest, max_bytes=1 << 24):
+    mode = forest.single_mode
+    return _tree_bits.RowPrefix(
+        *trees._packed_fields(forest),
+        trees._UFUNCS[mode],
+        negate=mode in (trees.GTE, trees.GT),
+        max_bytes=max_bytes,
+    )
+
+
+@pytest.mark.parametrize("mode", ORDERED)
+def test_prefix_same_leaves_as_the_walk_with_ties_and_nan(built, mode):
+    # Thresholds from five values over 4 features: many nodes (of one tree too) share a pair.
+    a = random_forest(30, 5, mode, 2, seed=71, leaf_p=0.2, values=STEPS)
+    regressor_session(a, 2)
+    forest = built[-1][0]
+    prefix = _row_prefix(forest)
+    assert prefix.n_pairs <= 4 * len(STEPS)
+    x = _rows(150, 72)
+    x[::7, 1] = np.nan
+    x[5, :] = np.nan
+    _assert_walk_leaves(prefix, forest, x)
+    _assert_walk_leaves(prefix, forest, x.astype(np.float64))
+
+
+@pytest.mark.parametrize("mode", ORDERED)
+def test_prefix_distinct_thresholds_and_single_leaf_trees(built, mode):
+    a = random_forest(8, 6, mode, 1, seed=81, leaf_p=0.3)
+    add_leaf_trees(a, [0.5, -2.0])
+    regressor_session(a, 1)
+    forest = built[-1][0]
+    x = _rows(100, 82)
+    x[::9, 0] = np.nan
+    _assert_walk_leaves(_row_prefix(forest), forest, x)
+
+
+@pytest.mark.parametrize(("depth", "dtype"), [(3, np.int8), (5, np.int32), (6, np.int64)])
+def test_prefix_mask_width_and_a_wider_row(built, depth, dtype):
+    a = random_forest(4, depth, "BRANCH_LT", 1, seed=depth, leaf_p=0.0, values=STEPS)
+    # Feature 3 unused: the row's last column never reaches the tables.
+    a["nodes_featureids"] = [f % 3 for f in a["nodes_featureids"]]
+    regressor_session(a, 1)
+    forest = built[-1][0]
+    prefix = _row_prefix(forest)
+    assert prefix.dtype == dtype and prefix.n_features <= 3
+    _assert_walk_leaves(prefix, forest, _rows(60, depth))
+
+
+def test_prefix_only_single_leaf_trees():
+    prefix = _tree_bits.RowPrefix(
+        feature=np.zeros(2, np.int32),
+        threshold=np.zeros(2, np.float32),
+        first=np.arange(2),
+        leaf_row=np.array([0, 1], np.int32),
+        n_trees=2,
+        ufunc=np.less_equal,
+        negate=False,
+        max_bytes=1 << 20,
+    )
+    np.testing.assert_array_equal(prefix.leaves(np.zeros(1, np.float32)), [0, 1])
+
+
+def test_prefix_refuses_big_tables_many_leaves_and_nan_thresholds(built):
+    a = random_forest(20, 4, "BRANCH_LEQ", 1, seed=91, leaf_p=0.0)
+    regressor_session(a, 1)
+    forest = built[-1][0]
+    need = _row_prefix(forest).table.nbytes
+    with pytest.raises(ValueError, match="max_bytes"):
+        _row_prefix(forest, max_bytes=need - 1)
+    assert _row_prefix(forest, max_bytes=need).table.nbytes == need
+    regressor_session(random_forest(2, 7, "BRANCH_LEQ", 1, seed=92, leaf_p=0.0), 1)
+    with pytest.raises(ValueError, match="64 leaves"):
+        _row_prefix(built[-1][0])
+    nodes = (np.zeros(3, np.int32), np.array([np.nan, 0, 0], np.float32), np.array([1, 1, 2]))
+    with pytest.raises(ValueError, match="NaN"):
+        _tree_bits.RowPrefix(
+            *nodes, np.array([-1, 0, 1], np.int32), 1, np.less_equal, False, 1 << 20
+        )
+
+
+def test_equality_forests_do_not_take_prefix_tables(built):
+    a = random_forest(200, 5, "BRANCH_EQ", 1, seed=93, leaf_p=0.1, values=STEPS)
+    regressor_session(a, 1)
+    assert trees._row_prefix(built[-1][0]) is None

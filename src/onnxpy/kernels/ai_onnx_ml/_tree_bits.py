@@ -195,9 +195,7 @@ class RowBits:
         interior = leaf_row < 0
         bit, true_mask = _leaf_bits(first, interior, n_trees)
         tree = _tree_of(first, interior, n_trees)
-        width = 8  # bits per tree: the narrowest integer that holds every tree's leaves
-        while width <= int(bit[~interior].max(initial=0)):
-            width *= 2
+        width = _mask_width(bit[~interior])
         # Signed masks: the comparison's bool, negated as int8 (0 or -1), ORs in as all ones.
         self.dtype = np.dtype(f"int{width}")
         self.unsigned = np.dtype(f"uint{width}")
@@ -225,6 +223,10 @@ class RowBits:
 
     def leaves(self, x: np.ndarray) -> np.ndarray:
         """Leaf-table row reached in each tree by the row ``x`` [F]: int32 [trees]."""
+        return self.leaf_rows.take(self.cells(x))
+
+    def cells(self, x: np.ndarray) -> np.ndarray:
+        """Index into ``leaf_rows`` (tree * width + leaf bit) per tree for the row ``x`` [F]."""
         cond = self.ufunc(x.take(self.feature, mode="clip"), self.threshold)
         kept = np.negative(cond.view(np.int8))
         kept = np.bitwise_or(self.keep, kept, dtype=self.dtype)
@@ -234,4 +236,114 @@ class RowBits:
         low -= 1
         bit = np.empty(len(low), dtype=np.uint8)
         _popcount(low, bit)
-        return self.leaf_rows.take(np.add(self.base, bit))
+        return np.add(self.base, bit)
+
+
+class RowPrefix:
+    """One row through a forest of small trees by prefix tables over the distinct thresholds.
+
+    ``RowBits`` evaluates every interior node; boosted forests (LightGBM, XGBoost) split on
+    histogram bins, so their nodes share few distinct (feature, threshold) pairs (a 600-tree
+    LightGBM model: 18,000 nodes, 4,198 pairs). Sorted by threshold, a feature's false nodes
+    are a prefix of its pairs (see ``BitForest``), so one table row per (feature, prefix)
+    holds every tree's mask with that prefix's true subtrees cleared. A row then costs one
+    comparison per distinct pair (``np.repeat`` lays the row's features out, no gather), a
+    count per feature, one gathered table row per used feature ANDed over features, and the
+    lowest surviving bit per tree: about 15 NumPy calls over ~pairs + features x trees cells
+    instead of nodes. The comparison is the walk's ufunc on the same values (NaN compares
+    false: every node of that feature false, the walk's side), so the leaves are the walk's.
+    Raises ValueError when a tree has more than 64 leaves, a threshold is NaN, or the table
+    would pass ``max_bytes``.
+    """
+
+    def __init__(
+        self,
+        feature: np.ndarray,
+        threshold: np.ndarray,
+        first: np.ndarray,
+        leaf_row: np.ndarray,
+        n_trees: int,
+        ufunc: np.ufunc,
+        negate: bool,
+        max_bytes: int,
+    ) -> None:
+        interior = leaf_row < 0
+        nodes = np.flatnonzero(interior)
+        if np.isnan(threshold[nodes]).any():
+            raise ValueError("a NaN threshold")
+        bit, true_mask = _leaf_bits(first, interior, n_trees)
+        tree = _tree_of(first, interior, n_trees)
+        width = _mask_width(bit[~interior])
+        self.dtype = np.dtype(f"int{width}")
+        self.unsigned = np.dtype(f"uint{width}")
+        feat = feature[nodes].astype(np.intp)
+        thr = threshold[nodes]
+        # The true side of x <= t / x < t is t >= x / t > x, a suffix in ascending t; for
+        # x >= t / x > t it is a suffix in descending t.
+        key = -thr if negate else thr
+        order = np.lexsort((key, feat))
+        nodes, feat, thr, key = nodes[order], feat[order], thr[order], key[order]
+        new = np.ones(len(nodes), dtype=bool)
+        new[1:] = (feat[1:] != feat[:-1]) | (key[1:] != key[:-1])
+        pair = np.cumsum(new) - 1  # distinct (feature, threshold) pair of each node
+        pair_feature = feat[new]
+        used, pair_start, pair_count = np.unique(
+            pair_feature, return_index=True, return_counts=True
+        )
+        n_rows = len(pair_feature) + len(used)  # per used feature: prefixes 0..count
+        if n_rows * n_trees * self.dtype.itemsize > max_bytes:
+            raise ValueError("the prefix table would pass max_bytes")
+        rank = np.searchsorted(used, feat)
+        table = np.full((n_rows, n_trees), -1, dtype=self.dtype)
+        keep = (~true_mask[nodes]).view(np.int64).astype(self.dtype)
+        # Row pair + rank + 1 is the first prefix holding the pair; nodes of one tree may
+        # share a pair, hence the unbuffered AND.
+        np.bitwise_and.at(table, (pair + rank + 1, tree[nodes]), keep)
+        block_start = pair_start + np.arange(len(used))
+        for a, n in zip(block_start.tolist(), pair_count.tolist(), strict=True):
+            block = table[a : a + n + 1]
+            np.bitwise_and.accumulate(block, axis=0, out=block)
+        self.table = table
+        self.n_features = int(used[-1]) + 1 if len(used) else 0
+        self.counts = np.zeros(self.n_features, dtype=np.intp)
+        self.counts[used] = pair_count
+        self.thresholds = np.ascontiguousarray(thr[new])
+        self.starts = pair_start.astype(np.intp)
+        # A feature's table row: its block's last row (all its pairs false) minus the number
+        # of pairs that compare true.
+        self.row_end = (block_start + pair_count).astype(np.intp)
+        self.ufunc = ufunc
+        rows = np.zeros((n_trees, width), dtype=np.int32)
+        leaves = np.flatnonzero(~interior)
+        rows[tree[leaves], bit[leaves]] = leaf_row[leaves]
+        self.leaf_rows = rows.ravel()
+        self.base = np.arange(n_trees, dtype=np.intp) * width
+        self.n_trees = n_trees
+        self.n_pairs = len(self.thresholds)
+        self.n_used = len(used)
+
+    def cells(self, x: np.ndarray) -> np.ndarray:
+        """Index into ``leaf_rows`` (tree * width + leaf bit) per tree for the row ``x`` [F]."""
+        if self.n_used:
+            cond = self.ufunc(np.repeat(x[: self.n_features], self.counts), self.thresholds)
+            true = np.add.reduceat(cond, self.starts, dtype=np.intp)
+            alive = np.bitwise_and.reduce(self.table.take(self.row_end - true, axis=0), axis=0)
+        else:  # every tree is a single leaf
+            alive = np.ones(self.n_trees, dtype=self.dtype)
+        low = np.bitwise_and(alive, np.negative(alive)).view(self.unsigned)
+        low -= 1
+        bit = np.empty(len(low), dtype=np.uint8)
+        _popcount(low, bit)
+        return np.add(self.base, bit)
+
+    def leaves(self, x: np.ndarray) -> np.ndarray:
+        """Leaf-table row reached in each tree by the row ``x`` [F]: int32 [trees]."""
+        return self.leaf_rows.take(self.cells(x))
+
+
+def _mask_width(leaf_bits: np.ndarray) -> int:
+    """Bits per tree mask: the narrowest integer width holding every leaf's bit."""
+    width = 8
+    while width <= int(leaf_bits.max(initial=0)):
+        width *= 2
+    return width
