@@ -27,18 +27,32 @@ STEPS = [-1.5, -0.5, 0.0, 0.5, 1.5]  # thresholds and row values drawn from one 
 
 @pytest.fixture
 def built(monkeypatch):
-    """Records the forest and bit forest of each session made (NumPy walks, no numba)."""
+    """Records the forest of each session made (NumPy walks, no numba) with its batch masks:
+    the prefix tables (RowPrefix), or the BitForest made where those are refused."""
     monkeypatch.setattr(trees, "_JIT_DISABLED", True)
     made = []
-    original = trees._bit_forest
+    original_prefix, original_bits = trees._row_prefix, trees._bit_forest
 
-    def spy(forest):
-        bits = original(forest)
-        made.append((forest, bits))
+    def spy_prefix(forest):
+        prefix = original_prefix(forest)
+        made.append((forest, prefix))
+        return prefix
+
+    def spy_bits(forest):
+        bits = original_bits(forest)
+        made[-1] = (forest, bits)
         return bits
 
-    monkeypatch.setattr(trees, "_bit_forest", spy)
+    monkeypatch.setattr(trees, "_row_prefix", spy_prefix)
+    monkeypatch.setattr(trees, "_bit_forest", spy_bits)
     return made
+
+
+@pytest.fixture
+def bit_forests(built, monkeypatch):
+    """``built``, the prefix tables refused: sessions take BitForest for batches."""
+    monkeypatch.setattr(trees, "_PREFIX_MAX_BYTES", 0)
+    return built
 
 
 def _rows(n, seed, dtype=np.float32):
@@ -48,10 +62,10 @@ def _rows(n, seed, dtype=np.float32):
 
 
 @pytest.mark.parametrize("mode", ORDERED)
-def test_same_leaves_as_the_walk_with_ties_and_nan(built, mode):
+def test_same_leaves_as_the_walk_with_ties_and_nan(bit_forests, mode):
     a = random_forest(12, 5, mode, 2, seed=11, values=STEPS)
     regressor_session(a, 2)
-    ((forest, bits),) = built
+    ((forest, bits),) = bit_forests
     assert bits is not None
     x = _rows(5000, 12)  # several row blocks of 12 trees
     x[::97, 1] = np.nan
@@ -63,7 +77,7 @@ def test_same_leaves_as_the_walk_with_ties_and_nan(built, mode):
 
 
 @pytest.mark.parametrize("mode", ORDERED)
-def test_session_scores_match_a_plain_walk(built, monkeypatch, mode):
+def test_session_scores_match_a_plain_walk(bit_forests, monkeypatch, mode):
     a = random_forest(10, 6, mode, 3, seed=21, leaf_p=0.3, values=STEPS)
     calls = []
     monkeypatch.setattr(
@@ -78,33 +92,33 @@ def test_session_scores_match_a_plain_walk(built, monkeypatch, mode):
     np.testing.assert_allclose(got, plain_walk(x, a, 3).astype(np.float32), rtol=1e-6, atol=1e-6)
 
 
-def test_double_input_matches_a_plain_walk(built):
+def test_double_input_matches_a_plain_walk(bit_forests):
     a = random_forest(8, 6, "BRANCH_LEQ", 1, seed=31, leaf_p=0.2, values=STEPS)
     sess = regressor_session(a, 1, elem_type=TensorProto.DOUBLE)
-    ((_, bits),) = built
+    ((_, bits),) = bit_forests
     assert bits is not None
     x = _rows(2000, 32, np.float64)
     expected = plain_walk(x, a, 1).astype(np.float32)
     np.testing.assert_allclose(sess.run(None, {"X": x})[0], expected, rtol=1e-6, atol=1e-6)
 
 
-def test_full_depth_six_trees_have_64_leaves_and_depth_seven_is_refused(built):
+def test_full_depth_six_trees_have_64_leaves_and_depth_seven_is_refused(bit_forests):
     a = random_forest(3, 6, "BRANCH_LT", 1, seed=41, leaf_p=0.0)
     regressor_session(a, 1)
-    forest, bits = built[-1]
+    forest, bits = bit_forests[-1]
     assert bits is not None and forest.n_leaves == 3 * 64
     x = _rows(3000, 42)
     np.testing.assert_array_equal(bits.leaves(x), trees._leaves(forest, x))
     a = random_forest(3, 7, "BRANCH_LT", 1, seed=41, leaf_p=0.0)
     regressor_session(a, 1)
-    assert built[-1][1] is None  # 128 leaves do not fit one 64-bit mask
+    assert bit_forests[-1][1] is None  # 128 leaves do not fit one 64-bit mask
 
 
-def test_single_leaf_trees_among_others(built):
+def test_single_leaf_trees_among_others(bit_forests):
     a = random_forest(6, 5, "BRANCH_GT", 1, seed=51, values=STEPS)
     add_leaf_trees(a, [0.5, -2.0])  # two one-leaf trees voting 0.5 and -2.0
     regressor_session(a, 1)
-    forest, bits = built[-1]
+    forest, bits = bit_forests[-1]
     assert bits is not None
     x = _rows(700, 52)
     np.testing.assert_array_equal(bits.leaves(x), trees._leaves(forest, x))
@@ -123,13 +137,13 @@ def test_only_single_leaf_trees():
     np.testing.assert_array_equal(bits.leaves(np.zeros((3, 1), np.float32)), [[0] * 3, [1] * 3])
 
 
-def test_mixed_modes_and_large_tables_are_not_served(built):
+def test_mixed_modes_and_large_tables_are_not_served(bit_forests):
     a = random_forest(4, 4, "BRANCH_LEQ", 1, seed=61)
     a["nodes_modes"] = [
         "BRANCH_LT" if m != "LEAF" and i % 2 else m for i, m in enumerate(a["nodes_modes"])
     ]
     regressor_session(a, 1)
-    assert built[-1][1] is None
+    assert bit_forests[-1][1] is None
     n = 2 * _tree_bits.MAX_TABLE_CELLS  # interior nodes x 1 tree: past the table limit
     nodes = (np.zeros(n, np.int32), np.zeros(n, np.float32), np.zeros(n, np.int64))
     leaf_row = np.full(n, -1, np.int32)
@@ -325,3 +339,37 @@ def test_equality_forests_do_not_take_prefix_tables(built):
     a = random_forest(200, 5, "BRANCH_EQ", 1, seed=93, leaf_p=0.1, values=STEPS)
     regressor_session(a, 1)
     assert trees._row_prefix(built[-1][0]) is None
+
+
+@pytest.mark.parametrize("mode", ORDERED)
+def test_prefix_batches_same_leaves_as_the_walk(built, mode):
+    # Several row blocks, ties, NaNs, float64 rows; one-leaf trees among the others.
+    a = random_forest(40, 5, mode, 2, seed=101, leaf_p=0.2, values=STEPS)
+    add_leaf_trees(a, [0.5])
+    regressor_session(a, 2)
+    forest, prefix = built[-1]
+    assert isinstance(prefix, _tree_bits.RowPrefix)
+    x = _rows(3000, 102)
+    x[::97, 1] = np.nan
+    x[5, :] = np.nan
+    np.testing.assert_array_equal(prefix.leaves_batch(x), trees._leaves(forest, x))
+    x64 = x.astype(np.float64)
+    np.testing.assert_array_equal(prefix.leaves_batch(x64), trees._leaves(forest, x64))
+
+
+@pytest.mark.parametrize("mode", ORDERED)
+def test_session_batches_take_the_prefix_tables(built, monkeypatch, mode):
+    a = random_forest(10, 6, mode, 3, seed=111, leaf_p=0.3, values=STEPS)
+    calls = []
+    monkeypatch.setattr(
+        _tree_bits.RowPrefix,
+        "leaves_batch",
+        lambda self, x, f=_tree_bits.RowPrefix.leaves_batch: calls.append(len(x)) or f(self, x),
+    )
+    sess = regressor_session(a, 3)
+    x = _rows(1000, 112)
+    got = sess.run(None, {"X": x})[0]
+    assert calls == [1000], "a batch of 1000 through 10 deep trees takes the prefix tables"
+    np.testing.assert_allclose(got, plain_walk(x, a, 3).astype(np.float32), rtol=1e-6, atol=1e-6)
+    for i in (0, 1, 500, 999):  # a row alone scores as in the batch
+        np.testing.assert_array_equal(sess.run(None, {"X": x[i : i + 1]})[0], got[i : i + 1])

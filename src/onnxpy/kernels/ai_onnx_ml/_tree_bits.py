@@ -271,11 +271,6 @@ class RowPrefix:
         nodes = np.flatnonzero(interior)
         if np.isnan(threshold[nodes]).any():
             raise ValueError("a NaN threshold")
-        bit, true_mask = _leaf_bits(first, interior, n_trees)
-        tree = _tree_of(first, interior, n_trees)
-        width = _mask_width(bit[~interior])
-        self.dtype = np.dtype(f"int{width}")
-        self.unsigned = np.dtype(f"uint{width}")
         feat = feature[nodes].astype(np.intp)
         thr = threshold[nodes]
         # The true side of x <= t / x < t is t >= x / t > x, a suffix in ascending t; for
@@ -291,6 +286,13 @@ class RowPrefix:
             pair_feature, return_index=True, return_counts=True
         )
         n_rows = len(pair_feature) + len(used)  # per used feature: prefixes 0..count
+        if n_rows * n_trees > max_bytes:  # too big at one byte per mask: refused early
+            raise ValueError("the prefix table would pass max_bytes")
+        bit, true_mask = _leaf_bits(first, interior, n_trees)
+        tree = _tree_of(first, interior, n_trees)
+        width = _mask_width(bit[~interior])
+        self.dtype = np.dtype(f"int{width}")
+        self.unsigned = np.dtype(f"uint{width}")
         if n_rows * n_trees * self.dtype.itemsize > max_bytes:
             raise ValueError("the prefix table would pass max_bytes")
         rank = np.searchsorted(used, feat)
@@ -304,6 +306,14 @@ class RowPrefix:
             block = table[a : a + n + 1]
             np.bitwise_and.accumulate(block, axis=0, out=block)
         self.table = table
+        # Batches (``leaves_batch``): per used feature its sorted keys, searched by column.
+        self.used = used.tolist()
+        key_u = key[new]
+        self.keys = [key_u[a : a + n] for a, n in zip(pair_start, pair_count, strict=True)]
+        self.block_start = block_start.astype(np.intp)
+        self.negate = negate
+        strict = ufunc in (np.less, np.greater)
+        self.side = "right" if strict else "left"
         self.n_features = int(used[-1]) + 1 if len(used) else 0
         self.counts = np.zeros(self.n_features, dtype=np.intp)
         self.counts[used] = pair_count
@@ -321,6 +331,12 @@ class RowPrefix:
         self.n_trees = n_trees
         self.n_pairs = len(self.thresholds)
         self.n_used = len(used)
+        # Estimated nanoseconds per row of a batch on 2 cores (``leaves_batch``; the level
+        # walk's estimate is weighed against it): a binary search per used feature, then per
+        # tree a gathered mask and an AND per used feature and the lowest bit (measured: 600
+        # trees x 20 features, 15 us; 100 x 4, 0.5 us).
+        searches = sum(6 * np.log2(len(k) + 1) for k in self.keys)
+        self.cost_per_row = float(searches + n_trees * (0.8 * len(used) + 2))
 
     def cells(self, x: np.ndarray) -> np.ndarray:
         """Index into ``leaf_rows`` (tree * width + leaf bit) per tree for the row ``x`` [F]."""
@@ -339,6 +355,41 @@ class RowPrefix:
     def leaves(self, x: np.ndarray) -> np.ndarray:
         """Leaf-table row reached in each tree by the row ``x`` [F]: int32 [trees]."""
         return self.leaf_rows.take(self.cells(x))
+
+    def leaves_batch(self, x: np.ndarray) -> np.ndarray:
+        """Leaf-table row reached in each tree by each row of ``x`` [N, F]: int32 [trees, N].
+
+        Per used feature a binary search of the column in the feature's sorted keys gives
+        each row's table row (``BitForest``'s search, over distinct pairs); whole table rows
+        are gathered and ANDed, in blocks of rows that keep [rows, trees] cache sized.
+        """
+        n = len(x)
+        out = np.empty((self.n_trees, n), dtype=np.int32)
+        block = max(1, _CELLS_PER_BLOCK // max(1, self.n_trees))
+        cols = x.T
+        for r0 in range(0, n, block):
+            r1 = min(n, r0 + block)
+            alive = other = None
+            for f, key, start in zip(self.used, self.keys, self.block_start.tolist()):
+                v = cols[f, r0:r1]
+                if self.negate:
+                    v = np.negative(v)
+                rows = np.searchsorted(key, v, self.side)
+                rows += start
+                if alive is None:
+                    alive = self.table.take(rows, axis=0)
+                else:
+                    other = self.table.take(rows, axis=0, out=other)
+                    alive &= other
+            if alive is None:
+                alive = np.ones((r1 - r0, self.n_trees), dtype=self.dtype)
+            low = np.bitwise_and(alive, np.negative(alive)).view(self.unsigned)
+            low -= 1
+            bit = np.empty(low.shape, dtype=np.uint8)
+            _popcount(low, bit)
+            cells = np.add(self.base, bit)
+            self.leaf_rows.take(cells.T, out=out[:, r0:r1])
+        return out
 
 
 def _mask_width(leaf_bits: np.ndarray) -> int:

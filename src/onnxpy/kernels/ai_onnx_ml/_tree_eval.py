@@ -49,7 +49,7 @@ from onnxpy.kernels.threads import kernel_threads, worker_pool
 # Leaf vote tables up to this many cells are dense [targets, leaves]; larger ones stay sparse.
 _DENSE_LIMIT = 1 << 22
 # Leaf cells ([rows, trees]) gathered at once per target when aggregating the votes.
-_GATHER_CELLS = 1 << 21
+_GATHER_CELLS = 1 << 18
 # The all-nodes evaluation (_AllNodes) serves forests of at most _ALL_NODES_NODES nodes, for
 # batches of at most _ALL_NODES_CELLS (row, node) cells.
 _ALL_NODES_NODES = 1 << 12
@@ -275,7 +275,7 @@ class _OneRow:
     reduced as ``_Votes._reduce_dense`` does, so the scores are bit-identical to a batch's.
     """
 
-    def __init__(self, forest: _Forest, votes: _Votes) -> None:
+    def __init__(self, forest: _Forest, votes: _Votes, prefix: _tree_bits.RowPrefix | None) -> None:
         self.packed = forest.packed
         self.ufunc = _UFUNCS[forest.single_mode]
         self.n_trees = forest.n_trees
@@ -284,7 +284,7 @@ class _OneRow:
         self.table = votes.table
         self.reduce = {"MIN": np.minimum, "MAX": np.maximum}.get(votes.function, np.add)
         self.function = votes.function
-        self.bits = _row_finder(forest)
+        self.bits = _row_finder(forest, prefix)
         if self.bits is not None:
             # Votes per (tree, leaf bit) cell: the masks' cells index it without the leaf rows.
             self.table = votes.table.take(self.bits.leaf_rows, axis=1)
@@ -320,9 +320,10 @@ _PREFIX_BYTES_PER_NODE = 512
 
 
 def _row_finder(
-    forest: _Forest, gate: bool = True
+    forest: _Forest, prefix: _tree_bits.RowPrefix | None
 ) -> _tree_bits.RowPrefix | _tree_bits.RowBits | None:
-    """The cheapest one-row leaf finder of a packed forest (None: the level walk), by
+    """The cheapest one-row leaf finder of a packed forest (None: the level walk), given its
+    prefix tables (``_row_prefix``, None where refused), by
     estimated nanoseconds per row on 2 cores: the walk makes four NumPy calls (~0.8 us each)
     per level plus ~3 ns per (tree, level) step; RowBits ~10 calls plus ~1.6 ns per node;
     RowPrefix ~10 calls plus ~0.4 ns per distinct (feature, threshold) pair and per (used
@@ -330,12 +331,11 @@ def _row_finder(
     if forest.n_trees == 0:
         return None
     walk = 3200 * forest.depth + 3 * sum(forest.alive)
-    prefix = _row_prefix(forest)
     if prefix is not None:
         cost = 7000 + 0.4 * (prefix.n_pairs + prefix.n_used * forest.n_trees)
         if cost < walk:
             return prefix
-    return _row_bits(forest, gate)
+    return _row_bits(forest)
 
 
 def _row_prefix(forest: _Forest) -> _tree_bits.RowPrefix | None:
@@ -419,10 +419,19 @@ class _Runner:
                 dtype = np.dtype(np.float64)
             self.jit = jit.JitForest(forest, votes, (dtype,))
             return
-        self.bits = _bit_forest(forest)
-        # About 5 ns per (row, tree, level) step of the level walk, measured on 2 cores.
-        if self.bits is not None and self.bits.cost_per_row >= 5 * sum(forest.alive):
-            self.bits = None
+        # Leaves of a batch by bit masks, when they cost less than the level walk (about 5 ns
+        # per (row, tree, level) step, measured on 2 cores): the prefix tables over distinct
+        # pairs, else (tables too big for them) BitForest's per-node ones.
+        prefix = _row_prefix(forest)
+        walk = 5 * sum(forest.alive)
+        self.batch_leaves = None
+        if prefix is not None:
+            if prefix.cost_per_row < walk:
+                self.batch_leaves = prefix.leaves_batch
+        else:
+            bits = _bit_forest(forest)
+            if bits is not None and bits.cost_per_row < walk:
+                self.batch_leaves = bits.leaves
         self.small = _all_nodes(forest, votes)
         # Below this many rows the all-nodes evaluation is used.
         self.small_rows = (
@@ -430,7 +439,7 @@ class _Runner:
         )
         self.one_row = None
         if self.small is None and forest.packed is not None and votes.dense:
-            self.one_row = _OneRow(forest, votes)
+            self.one_row = _OneRow(forest, votes, prefix)
         self.no_nan_check = forest.nan_true is None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -450,8 +459,8 @@ class _Runner:
             return self.small(x)
         if n == 1 and self.one_row is not None and (self.no_nan_check or not np.isnan(x).any()):
             return self.one_row(x)
-        if self.bits is not None and (self.no_nan_check or not np.isnan(x).any()):
-            return _scores(self.forest, self.votes, x, self.threads, self.bits.leaves)
+        if self.batch_leaves is not None and (self.no_nan_check or not np.isnan(x).any()):
+            return _scores(self.forest, self.votes, x, self.threads, self.batch_leaves)
         return _scores(self.forest, self.votes, x, self.threads)
 
     def _jit_scores(self, x: np.ndarray) -> np.ndarray:
