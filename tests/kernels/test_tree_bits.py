@@ -76,20 +76,25 @@ def test_same_leaves_as_the_walk_with_ties_and_nan(bit_forests, mode):
     )
 
 
+@pytest.mark.parametrize(
+    ("finder", "method"), [("BitForest", "leaves"), ("RowPrefix", "leaves_batch")]
+)
 @pytest.mark.parametrize("mode", ORDERED)
-def test_session_scores_match_a_plain_walk(bit_forests, monkeypatch, mode):
+def test_session_batches_take_the_masks(built, monkeypatch, mode, finder, method):
+    if finder == "BitForest":
+        monkeypatch.setattr(trees, "_PREFIX_MAX_BYTES", 0)  # the prefix tables refused
     a = random_forest(10, 6, mode, 3, seed=21, leaf_p=0.3, values=STEPS)
     calls = []
-    monkeypatch.setattr(
-        _tree_bits.BitForest,
-        "leaves",
-        lambda self, x, f=_tree_bits.BitForest.leaves: calls.append(len(x)) or f(self, x),
-    )
+    cls = getattr(_tree_bits, finder)
+    original = getattr(cls, method)
+    monkeypatch.setattr(cls, method, lambda self, x: calls.append(len(x)) or original(self, x))
     sess = regressor_session(a, 3)
     x = _rows(1000, 22)
     got = sess.run(None, {"X": x})[0]
-    assert calls == [1000], "a batch of 1000 through 10 deep trees takes the bit masks"
+    assert calls == [1000], f"a batch of 1000 through 10 deep trees takes {finder}"
     np.testing.assert_allclose(got, plain_walk(x, a, 3).astype(np.float32), rtol=1e-6, atol=1e-6)
+    for i in (0, 1, 500, 999):  # a row alone scores as in the batch
+        np.testing.assert_array_equal(sess.run(None, {"X": x[i : i + 1]})[0], got[i : i + 1])
 
 
 def test_double_input_matches_a_plain_walk(bit_forests):
@@ -355,21 +360,3 @@ def test_prefix_batches_same_leaves_as_the_walk(built, mode):
     np.testing.assert_array_equal(prefix.leaves_batch(x), trees._leaves(forest, x))
     x64 = x.astype(np.float64)
     np.testing.assert_array_equal(prefix.leaves_batch(x64), trees._leaves(forest, x64))
-
-
-@pytest.mark.parametrize("mode", ORDERED)
-def test_session_batches_take_the_prefix_tables(built, monkeypatch, mode):
-    a = random_forest(10, 6, mode, 3, seed=111, leaf_p=0.3, values=STEPS)
-    calls = []
-    monkeypatch.setattr(
-        _tree_bits.RowPrefix,
-        "leaves_batch",
-        lambda self, x, f=_tree_bits.RowPrefix.leaves_batch: calls.append(len(x)) or f(self, x),
-    )
-    sess = regressor_session(a, 3)
-    x = _rows(1000, 112)
-    got = sess.run(None, {"X": x})[0]
-    assert calls == [1000], "a batch of 1000 through 10 deep trees takes the prefix tables"
-    np.testing.assert_allclose(got, plain_walk(x, a, 3).astype(np.float32), rtol=1e-6, atol=1e-6)
-    for i in (0, 1, 500, 999):  # a row alone scores as in the batch
-        np.testing.assert_array_equal(sess.run(None, {"X": x[i : i + 1]})[0], got[i : i + 1])
