@@ -249,3 +249,22 @@ def test_linear_classifier_accepts_lists_and_arrays_alike():
         label, scores = fn(x)
         np.testing.assert_array_equal(label, [0, 1, 2])
         np.testing.assert_allclose(scores, [[1, 0.5, -1], [0, 1.5, -1], [-2, -1.5, 4]])
+
+
+@pytest.mark.parametrize("shape", [(1, 3), (1, 1), (4, 3), (3,), (2, 2, 5)])
+def test_softmax_post_transform_per_row(shape):
+    # One row reduces to scalars, other shapes along the last axis: each row of the result
+    # is exp(s - max) / sum, worked in Python floats; large scores do not overflow.
+    from onnxpy.kernels.ai_onnx_ml._common import softmax
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(scale=300.0, size=shape)
+    got = softmax(x)
+    rows = x.reshape(-1, shape[-1])
+    expected = []
+    for row in rows.tolist():
+        top = max(row)
+        e = [np.exp(v - top) for v in row]
+        expected.append([v / sum(e) for v in e])
+    np.testing.assert_allclose(got.reshape(rows.shape), expected, rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(softmax(np.array([[1, 2, 3]])), softmax(np.array([[1.0, 2, 3]])))

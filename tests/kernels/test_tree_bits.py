@@ -360,3 +360,45 @@ def test_prefix_batches_same_leaves_as_the_walk(built, mode):
     np.testing.assert_array_equal(prefix.leaves_batch(x), trees._leaves(forest, x))
     x64 = x.astype(np.float64)
     np.testing.assert_array_equal(prefix.leaves_batch(x64), trees._leaves(forest, x64))
+
+
+@pytest.mark.parametrize(
+    ("layout", "grid"), [("gaps", True), ("skewed", False)], ids=["grid-gaps", "skewed-repeat"]
+)
+def test_prefix_row_counts_by_grid_or_by_repeat(built, layout, grid):
+    # Pairs compared as a grid (when padding each feature to the widest costs little), from
+    # the used columns only (here 1 and 3); or laid out by np.repeat and counted per feature
+    # when one feature has far more distinct thresholds than the others.
+    a = random_forest(30, 5, "BRANCH_LEQ", 1, seed=121, leaf_p=0.2, values=STEPS)
+    rng = np.random.default_rng(122)
+    interior = [i for i, m in enumerate(a["nodes_modes"]) if m != "LEAF"]
+    for i in interior:
+        if layout == "gaps":
+            a["nodes_featureids"][i] = 1 + 2 * (a["nodes_featureids"][i] % 2)
+        elif a["nodes_featureids"][i] == 0:
+            a["nodes_values"][i] = float(np.float32(rng.normal()))  # distinct on feature 0
+    regressor_session(a, 1)
+    forest = built[-1][0]
+    prefix = _row_prefix(forest)
+    assert (prefix.grid is not None) is grid
+    x = _rows(200, 123)
+    x[::11, 3] = np.nan
+    x[::13, 0] = np.nan
+    _assert_walk_leaves(prefix, forest, x)
+    _assert_walk_leaves(prefix, forest, x.astype(np.float64))
+
+
+@pytest.mark.parametrize("numpy2", [True, False], ids=["bitwise_count", "frexp"])
+@pytest.mark.parametrize("width", [8, 16, 32, 64])
+def test_lowest_bit_plus_one(monkeypatch, width, numpy2):
+    if not numpy2:  # NumPy < 2.0 has no bitwise_count: the float-exponent fallback
+        monkeypatch.delattr(np, "bitwise_count", raising=False)
+    rng = np.random.default_rng(width)
+    masks = [1 << b for b in range(width)]  # every single bit, the top one included
+    masks += [int(v) | 1 << int(rng.integers(width)) for v in rng.integers(0, 2**31, 50)]
+    masks = [m & ((1 << width) - 1) or 1 for m in masks]
+    unsigned = np.dtype(f"uint{width}")
+    signed = np.array(masks, dtype=unsigned).view(f"int{width}")
+    got = _tree_bits._lowest_bit_plus_one(signed, unsigned)
+    expected = [(m & -m).bit_length() for m in masks]
+    np.testing.assert_array_equal(got, expected)

@@ -50,9 +50,11 @@ def softmax(x: np.ndarray) -> np.ndarray:
     without np.max/np.sum's Python wrappers)."""
     if x.dtype.kind != "f":
         x = x.astype(np.float64)
-    e = np.subtract(x, np.maximum.reduce(x, axis=-1, keepdims=True))
+    # One row (the common serving call): whole-array reductions to scalars, cheaper still.
+    axis, keep = (None, False) if x.ndim == 2 and len(x) == 1 else (-1, True)
+    e = np.subtract(x, np.maximum.reduce(x, axis=axis, keepdims=keep))
     np.exp(e, out=e)
-    e /= np.add.reduce(e, axis=-1, keepdims=True)
+    e /= np.add.reduce(e, axis=axis, keepdims=keep)
     return e
 
 

@@ -136,6 +136,20 @@ def _popcount(v: np.ndarray, out: np.ndarray) -> None:
         out[...] = np.frexp((v + _ONE).astype(np.float64))[1] - 1
 
 
+def _lowest_bit_plus_one(masks: np.ndarray, unsigned: np.dtype) -> np.ndarray:
+    """Per non-zero mask, the index of its lowest set bit plus one (uint8): the set bits of
+    ``m ^ (m - 1)``, that bit and the ones below it."""
+    m = masks.view(unsigned)
+    run = np.bitwise_xor(m, np.subtract(m, 1, dtype=unsigned))
+    if hasattr(np, "bitwise_count"):  # NumPy >= 2.0
+        return np.bitwise_count(run)
+    out = np.empty(m.shape, dtype=np.uint8)
+    # Run is 2**(k+1) - 1; its upper half's bits, counted, plus the lower half's (k < 64).
+    _popcount(run >> 1, out)
+    out += 1
+    return out
+
+
 def _tree_of(first: np.ndarray, interior: np.ndarray, n_trees: int) -> np.ndarray:
     """Tree index of every packed node (roots are 0..trees-1, children follow parents)."""
     tree = np.zeros(len(first), dtype=np.intp)
@@ -217,7 +231,8 @@ class RowBits:
         leaves = np.flatnonzero(~interior)
         rows[tree[leaves], bit[leaves]] = leaf_row[leaves]
         self.leaf_rows = rows.ravel()
-        self.base = np.arange(n_trees, dtype=np.intp) * width
+        # Tree t's cells start at t * width; less one for _lowest_bit_plus_one's count.
+        self.base = np.arange(n_trees, dtype=np.intp) * width - 1
         self.ufunc = ufunc
         self.n_nodes = len(self.feature)
 
@@ -231,12 +246,7 @@ class RowBits:
         kept = np.negative(cond.view(np.int8))
         kept = np.bitwise_or(self.keep, kept, dtype=self.dtype)
         alive = np.bitwise_and.reduceat(kept, self.starts)
-        # The bits below the lowest set one (the reached leaf's, never cleared), counted.
-        low = np.bitwise_and(alive, np.negative(alive)).view(self.unsigned)
-        low -= 1
-        bit = np.empty(len(low), dtype=np.uint8)
-        _popcount(low, bit)
-        return np.add(self.base, bit)
+        return np.add(self.base, _lowest_bit_plus_one(alive, self.unsigned))
 
 
 class RowPrefix:
@@ -322,12 +332,28 @@ class RowPrefix:
         # A feature's table row: its block's last row (all its pairs false) minus the number
         # of pairs that compare true.
         self.row_end = (block_start + pair_count).astype(np.intp)
+        # When padding costs little, the pairs as a [used features, widest + 1] grid instead:
+        # the row's used features compared across (NaN pads compare false), a True column
+        # right after each feature's pairs, and the first True per feature is its count of
+        # false pairs: one broadcast comparison, an OR, an argmax (no repeat, no reduceat).
+        self.grid = None
+        widest = int(pair_count.max(initial=0)) + 1
+        if len(used) and len(used) * widest <= 2 * (len(thr[new]) + len(used)):
+            grid = np.full((len(used), widest), np.nan, dtype=thr.dtype)
+            self.stop = np.zeros((len(used), widest), dtype=bool)
+            self.stop[np.arange(len(used)), pair_count] = True
+            at = np.arange(len(thr[new])) - np.repeat(pair_start, pair_count)
+            grid[np.repeat(np.arange(len(used)), pair_count), at] = thr[new]
+            self.grid = grid
+            contiguous = np.array_equal(used, np.arange(len(used)))
+            self.columns = None if contiguous else used.astype(np.intp)
         self.ufunc = ufunc
         rows = np.zeros((n_trees, width), dtype=np.int32)
         leaves = np.flatnonzero(~interior)
         rows[tree[leaves], bit[leaves]] = leaf_row[leaves]
         self.leaf_rows = rows.ravel()
-        self.base = np.arange(n_trees, dtype=np.intp) * width
+        # Tree t's cells start at t * width; less one for _lowest_bit_plus_one's count.
+        self.base = np.arange(n_trees, dtype=np.intp) * width - 1
         self.n_trees = n_trees
         self.n_pairs = len(self.thresholds)
         self.n_used = len(used)
@@ -340,17 +366,19 @@ class RowPrefix:
 
     def cells(self, x: np.ndarray) -> np.ndarray:
         """Index into ``leaf_rows`` (tree * width + leaf bit) per tree for the row ``x`` [F]."""
-        if self.n_used:
+        if self.grid is not None:
+            v = x[: self.n_features] if self.columns is None else x.take(self.columns)
+            cond = self.ufunc(v[:, None], self.grid)
+            cond |= self.stop
+            rows = np.add(self.block_start, cond.argmax(axis=1))
+            alive = np.bitwise_and.reduce(self.table.take(rows, axis=0), axis=0)
+        elif self.n_used:
             cond = self.ufunc(np.repeat(x[: self.n_features], self.counts), self.thresholds)
             true = np.add.reduceat(cond, self.starts, dtype=np.intp)
             alive = np.bitwise_and.reduce(self.table.take(self.row_end - true, axis=0), axis=0)
         else:  # every tree is a single leaf
             alive = np.ones(self.n_trees, dtype=self.dtype)
-        low = np.bitwise_and(alive, np.negative(alive)).view(self.unsigned)
-        low -= 1
-        bit = np.empty(len(low), dtype=np.uint8)
-        _popcount(low, bit)
-        return np.add(self.base, bit)
+        return np.add(self.base, _lowest_bit_plus_one(alive, self.unsigned))
 
     def leaves(self, x: np.ndarray) -> np.ndarray:
         """Leaf-table row reached in each tree by the row ``x`` [F]: int32 [trees]."""
@@ -383,11 +411,7 @@ class RowPrefix:
                     alive &= other
             if alive is None:
                 alive = np.ones((r1 - r0, self.n_trees), dtype=self.dtype)
-            low = np.bitwise_and(alive, np.negative(alive)).view(self.unsigned)
-            low -= 1
-            bit = np.empty(low.shape, dtype=np.uint8)
-            _popcount(low, bit)
-            cells = np.add(self.base, bit)
+            cells = np.add(self.base, _lowest_bit_plus_one(alive, self.unsigned))
             self.leaf_rows.take(cells.T, out=out[:, r0:r1])
         return out
 
