@@ -213,6 +213,9 @@ class _AllNodes:
         self.reduce = {"MIN": np.minimum, "MAX": np.maximum}.get(votes.function, np.add)
         self.function = votes.function
         self.depth = forest.depth
+        # Estimated nanoseconds for one row on 2 cores (weighed against _OneRow's): ~3.5 us of
+        # calls, ~1.5 ns per node for the conditions, ~0.5 us + 0.3 ns per node per jump.
+        self.row_cost = 3500 + 1.5 * m + self.jumps * (500 + 0.3 * m)
         self._rows: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
 
     def _row_tables(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -285,7 +288,7 @@ class _OneRow:
         self.table = votes.table
         self.reduce = {"MIN": np.minimum, "MAX": np.maximum}.get(votes.function, np.add)
         self.function = votes.function
-        self.bits = _row_finder(forest, prefix)
+        self.bits, self.cost = _row_finder(forest, prefix)
         if self.bits is not None:
             # Votes per (tree, leaf bit) cell: the masks' cells index it without the leaf rows.
             self.table = votes.table.take(self.bits.leaf_rows, axis=1)
@@ -322,21 +325,23 @@ _PREFIX_BYTES_PER_NODE = 512
 
 def _row_finder(
     forest: _Forest, prefix: _tree_bits.RowPrefix | None
-) -> _tree_bits.RowPrefix | _tree_bits.RowBits | None:
+) -> tuple[_tree_bits.RowPrefix | _tree_bits.RowBits | None, float]:
     """The cheapest one-row leaf finder of a packed forest (None: the level walk), given its
-    prefix tables (``_row_prefix``, None where refused), by
-    estimated nanoseconds per row on 2 cores: the walk makes four NumPy calls (~0.8 us each)
-    per level plus ~3 ns per (tree, level) step; RowBits ~10 calls plus ~1.6 ns per node;
-    RowPrefix ~10 calls plus ~0.4 ns per distinct (feature, threshold) pair and per (used
-    feature, tree) table cell."""
-    if forest.n_trees == 0:
-        return None
+    prefix tables (``_row_prefix``, None where refused), and its estimated nanoseconds per
+    row on 2 cores: the walk makes four NumPy calls (~0.8 us each) per level plus ~3 ns per
+    (tree, level) step; RowBits ~10 calls plus ~1.6 ns per node; RowPrefix ~10 calls plus
+    ~0.4 ns per distinct (feature, threshold) pair and per (used feature, tree) table cell."""
     walk = 3200 * forest.depth + 3 * sum(forest.alive)
+    if forest.n_trees == 0:
+        return None, walk
     if prefix is not None:
         cost = 7000 + 0.4 * (prefix.n_pairs + prefix.n_used * forest.n_trees)
         if cost < walk:
-            return prefix
-    return _row_bits(forest)
+            return prefix, cost
+    bits = _row_bits(forest)
+    if bits is None:
+        return None, walk
+    return bits, 8000 + 1.6 * bits.n_nodes
 
 
 def _row_prefix(forest: _Forest) -> _tree_bits.RowPrefix | None:
@@ -438,9 +443,12 @@ class _Runner:
         self.small_rows = (
             0 if self.small is None else max(1, _ALL_NODES_CELLS // max(1, self.small.m))
         )
+        # One row: _OneRow where the all-nodes evaluation is not served or costs more.
         self.one_row = None
-        if self.small is None and forest.packed is not None and votes.dense:
-            self.one_row = _OneRow(forest, votes, prefix)
+        if forest.packed is not None and votes.dense:
+            one_row = _OneRow(forest, votes, prefix)
+            if self.small is None or one_row.cost < self.small.row_cost:
+                self.one_row = one_row
         self.no_nan_check = forest.nan_true is None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -456,10 +464,10 @@ class _Runner:
         if self.jit is not None:
             return self._jit_scores(x)
         n = len(x)
-        if 0 < n <= self.small_rows and (self.no_nan_check or not _has_nan(x)):
-            return self.small(x)
         if n == 1 and self.one_row is not None and (self.no_nan_check or not _has_nan(x)):
             return self.one_row(x)
+        if 0 < n <= self.small_rows and (self.no_nan_check or not _has_nan(x)):
+            return self.small(x)
         if self.batch_leaves is not None and (self.no_nan_check or not _has_nan(x)):
             return _scores(self.forest, self.votes, x, self.threads, self.batch_leaves)
         return _scores(self.forest, self.votes, x, self.threads)
