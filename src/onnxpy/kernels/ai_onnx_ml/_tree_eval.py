@@ -474,8 +474,10 @@ class _Runner:
 
     def _jit_scores(self, x: np.ndarray) -> np.ndarray:
         """The compiled walk, its rows split over threads when the batch is big enough."""
+        pairs = len(x) * self.forest.n_trees
+        if pairs < 2 * _JIT_PAIRS_PER_THREAD:  # one part whatever the threads (one row)
+            return self.jit(x)
         n = len(x)
-        pairs = n * self.forest.n_trees
         parts = min(self.threads, kernel_threads(), pairs // _JIT_PAIRS_PER_THREAD)
         if parts <= 1:
             return self.jit(x)
