@@ -330,7 +330,15 @@ def test_prefix_refuses_big_tables_many_leaves_and_nan_thresholds(built):
     with pytest.raises(ValueError, match="max_bytes"):
         _row_prefix(forest, max_bytes=need - 1)
     assert _row_prefix(forest, max_bytes=need).table.nbytes == need
+    # 128 leaves in every tree: refused by the leaf count alone; in one tree of three (130
+    # leaves, fewer than 64 a tree on average): by the per-tree count.
     regressor_session(random_forest(2, 7, "BRANCH_LEQ", 1, seed=92, leaf_p=0.0), 1)
+    with pytest.raises(ValueError, match="64 leaves"):
+        _row_prefix(built[-1][0])
+    a = random_forest(1, 7, "BRANCH_LEQ", 1, seed=92, leaf_p=0.0)
+    add_leaf_trees(a, [0.5, -1.0])
+    regressor_session(a, 1)
+    assert built[-1][0].n_leaves == 130
     with pytest.raises(ValueError, match="64 leaves"):
         _row_prefix(built[-1][0])
     nodes = (np.zeros(3, np.int32), np.array([np.nan, 0, 0], np.float32), np.array([1, 1, 2]))

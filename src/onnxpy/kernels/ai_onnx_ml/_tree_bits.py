@@ -165,6 +165,8 @@ def _leaf_bits(
     """Each leaf's bit (left-to-right, true side first) and each interior node's true-subtree
     leaf mask; raises ValueError when a tree has more than 64 leaves."""
     m = len(first)
+    if m - int(np.count_nonzero(interior)) > _BITS * n_trees:  # refused before the loops
+        raise ValueError("a tree has more than 64 leaves")
     inner = np.flatnonzero(interior).tolist()
     first_l = first.tolist()
     counts = [1] * m  # leaves below each node
