@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto
 
-from onnxpy.kernels.ai_onnx_ml import _tree_bits
+from onnxpy.kernels.ai_onnx_ml import _tree_bits, _tree_prefix
 from onnxpy.kernels.ai_onnx_ml import _tree_eval as trees
 from tests.kernels.random_trees import (
     TRUE_SIDE,
@@ -85,7 +85,7 @@ def test_session_batches_take_the_masks(built, monkeypatch, mode, finder, method
         monkeypatch.setattr(trees, "_PREFIX_MAX_BYTES", 0)  # the prefix tables refused
     a = random_forest(10, 6, mode, 3, seed=21, leaf_p=0.3, values=STEPS)
     calls = []
-    cls = getattr(_tree_bits, finder)
+    cls = {"BitForest": _tree_bits.BitForest, "RowPrefix": _tree_prefix.RowPrefix}[finder]
     original = getattr(cls, method)
     monkeypatch.setattr(cls, method, lambda self, x: calls.append(len(x)) or original(self, x))
     sess = regressor_session(a, 3)
@@ -240,7 +240,7 @@ def test_a_session_takes_the_masks_for_one_row(built, monkeypatch, values, finde
     a = random_forest(200, 5, "BRANCH_LEQ", 3, seed=61, leaf_p=0.1, values=values)
     calls = []
     _spy_cells(monkeypatch, _tree_bits.RowBits, calls)
-    _spy_cells(monkeypatch, _tree_bits.RowPrefix, calls)
+    _spy_cells(monkeypatch, _tree_prefix.RowPrefix, calls)
     sess = regressor_session(a, 3, "AVERAGE")
     assert len(built[-1][0].leaf_row) > trees._ALL_NODES_NODES
     x = _rows(40, 62)
@@ -262,7 +262,7 @@ def test_a_session_takes_the_masks_for_one_row(built, monkeypatch, values, finde
 
 def _row_prefix(forest, max_bytes=1 << 24):
     mode = forest.single_mode
-    return _tree_bits.RowPrefix(
+    return _tree_prefix.RowPrefix(
         *trees._packed_fields(forest),
         trees._UFUNCS[mode],
         negate=mode in (trees.GTE, trees.GT),
@@ -309,7 +309,7 @@ def test_prefix_mask_width_and_a_wider_row(built, depth, dtype):
 
 
 def test_prefix_only_single_leaf_trees():
-    prefix = _tree_bits.RowPrefix(
+    prefix = _tree_prefix.RowPrefix(
         feature=np.zeros(2, np.int32),
         threshold=np.zeros(2, np.float32),
         first=np.arange(2),
@@ -343,7 +343,7 @@ def test_prefix_refuses_big_tables_many_leaves_and_nan_thresholds(built):
         _row_prefix(built[-1][0])
     nodes = (np.zeros(3, np.int32), np.array([np.nan, 0, 0], np.float32), np.array([1, 1, 2]))
     with pytest.raises(ValueError, match="NaN"):
-        _tree_bits.RowPrefix(
+        _tree_prefix.RowPrefix(
             *nodes, np.array([-1, 0, 1], np.int32), 1, np.less_equal, False, 1 << 20
         )
 
@@ -361,7 +361,7 @@ def test_prefix_batches_same_leaves_as_the_walk(built, mode):
     add_leaf_trees(a, [0.5])
     regressor_session(a, 2)
     forest, prefix = built[-1]
-    assert isinstance(prefix, _tree_bits.RowPrefix)
+    assert isinstance(prefix, _tree_prefix.RowPrefix)
     x = _rows(3000, 102)
     x[::97, 1] = np.nan
     x[5, :] = np.nan

@@ -1,7 +1,7 @@
 """Boosted forests as converters write them (LightGBM through onnxmltools, scikit-learn's
 gradient boosting through skl2onnx), run by onnxpy against onnxruntime as the oracle.
 
-These are the forests the prefix tables (``_tree_bits.RowPrefix``) are for: many small
+These are the forests the prefix tables (``_tree_prefix.RowPrefix``) are for: many small
 trees splitting on few distinct thresholds. Single rows (``_OneRow``), small batches and
 large ones take different evaluators; each must agree with onnxruntime, NaN rows included
 (LightGBM sends missing values down a chosen side, ``nodes_missing_value_tracks_true``).
@@ -20,8 +20,8 @@ pytest.importorskip("onnxmltools")
 pytest.importorskip("skl2onnx")
 
 import onnxpy  # noqa: E402
-from onnxpy.kernels.ai_onnx_ml import _tree_bits  # noqa: E402
 from onnxpy.kernels.ai_onnx_ml import _tree_eval as trees  # noqa: E402
+from onnxpy.kernels.ai_onnx_ml import _tree_prefix  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -87,15 +87,15 @@ def _spy(monkeypatch, calls, cls, method):
 @pytest.fixture
 def calls(monkeypatch):
     made = []
-    _spy(monkeypatch, made, _tree_bits.RowPrefix, "cells")
-    _spy(monkeypatch, made, _tree_bits.RowPrefix, "leaves_batch")
+    _spy(monkeypatch, made, _tree_prefix.RowPrefix, "cells")
+    _spy(monkeypatch, made, _tree_prefix.RowPrefix, "leaves_batch")
     return made
 
 
 def test_lightgbm_multiclass(calls):
     x, signal, rows = _data(10)
     y = np.digitize(signal, [-0.8, 0.4])
-    model = lightgbm.LGBMClassifier(n_estimators=80, num_leaves=31, verbose=-1).fit(x, y)
+    model = lightgbm.LGBMClassifier(n_estimators=80, num_leaves=31, verbose=-1, n_jobs=1).fit(x, y)
     _assert_as_onnxruntime(_lightgbm_onnx(model, 10), rows, calls)
     # Rows without NaN took the prefix tables, alone and in the batch.
     assert "RowPrefix.cells" in calls and "RowPrefix.leaves_batch" in calls
@@ -103,16 +103,16 @@ def test_lightgbm_multiclass(calls):
 
 def test_lightgbm_regressor_depth_six(calls):
     x, signal, rows = _data(8, seed=1)
-    model = lightgbm.LGBMRegressor(n_estimators=120, num_leaves=63, max_depth=6, verbose=-1).fit(
-        x, signal
-    )
+    model = lightgbm.LGBMRegressor(
+        n_estimators=120, num_leaves=63, max_depth=6, verbose=-1, n_jobs=1
+    ).fit(x, signal)
     _assert_as_onnxruntime(_lightgbm_onnx(model, 8), rows, calls)
     assert "RowPrefix.cells" in calls
 
 
 def test_lightgbm_binary(calls):
     x, signal, rows = _data(6, seed=2)
-    model = lightgbm.LGBMClassifier(n_estimators=150, num_leaves=15, verbose=-1)
+    model = lightgbm.LGBMClassifier(n_estimators=150, num_leaves=15, verbose=-1, n_jobs=1)
     model.fit(x, (signal > 0).astype(np.int64))
     _assert_as_onnxruntime(_lightgbm_onnx(model, 6), rows, calls)
 

@@ -29,7 +29,7 @@ import numpy as np
 from onnx import TensorProto
 
 from onnxpy.kernels import jit
-from onnxpy.kernels.ai_onnx_ml import _tree_bits
+from onnxpy.kernels.ai_onnx_ml import _tree_bits, _tree_prefix
 from onnxpy.kernels.ai_onnx_ml._tree_forest import (
     _UFUNCS,
     GT,
@@ -272,14 +272,16 @@ def _finish_votes(scores: np.ndarray, function: str, n_trees: int) -> np.ndarray
 class _OneRow:
     """One row through a big packed forest: the level walk with nothing else around it, or,
     for trees of at most 64 leaves when it costs less, bit masks: prefix tables over the
-    distinct thresholds (``_tree_bits.RowPrefix``) or every node's condition
+    distinct thresholds (``_tree_prefix.RowPrefix``) or every node's condition
     (``_tree_bits.RowBits``).
 
     Same leaves as ``_walk_packed`` for a single row (no offsets), then the votes gathered and
     reduced as ``_Votes._reduce_dense`` does, so the scores are bit-identical to a batch's.
     """
 
-    def __init__(self, forest: _Forest, votes: _Votes, prefix: _tree_bits.RowPrefix | None) -> None:
+    def __init__(
+        self, forest: _Forest, votes: _Votes, prefix: _tree_prefix.RowPrefix | None
+    ) -> None:
         self.packed = forest.packed
         self.ufunc = _UFUNCS[forest.single_mode]
         self.n_trees = forest.n_trees
@@ -316,7 +318,7 @@ class _OneRow:
         return _finish_votes(scores, self.function, self.n_trees)
 
 
-# One row through prefix tables (_tree_bits.RowPrefix): at most this many bytes of tables, and
+# One row through prefix tables (_tree_prefix.RowPrefix): at most this many bytes of tables, and
 # at most _PREFIX_BYTES_PER_NODE per node of the forest (a 600-tree LightGBM classifier of
 # 36.6K nodes: 10 MB, 14 us per row against RowBits' 30 us).
 _PREFIX_MAX_BYTES = 16 << 20
@@ -324,8 +326,8 @@ _PREFIX_BYTES_PER_NODE = 512
 
 
 def _row_finder(
-    forest: _Forest, prefix: _tree_bits.RowPrefix | None
-) -> tuple[_tree_bits.RowPrefix | _tree_bits.RowBits | None, float]:
+    forest: _Forest, prefix: _tree_prefix.RowPrefix | None
+) -> tuple[_tree_prefix.RowPrefix | _tree_bits.RowBits | None, float]:
     """The cheapest one-row leaf finder of a packed forest (None: the level walk), given its
     prefix tables (``_row_prefix``, None where refused), and its estimated nanoseconds per
     row on 2 cores: the walk makes four NumPy calls (~0.8 us each) per level plus ~3 ns per
@@ -344,14 +346,14 @@ def _row_finder(
     return bits, 8000 + 1.6 * bits.n_nodes
 
 
-def _row_prefix(forest: _Forest) -> _tree_bits.RowPrefix | None:
+def _row_prefix(forest: _Forest) -> _tree_prefix.RowPrefix | None:
     """``RowPrefix`` for a packed forest of one ordered comparison, when its tables fit."""
     mode = forest.single_mode
     if forest.packed is None or mode not in (LEQ, LT, GTE, GT) or forest.n_trees == 0:
         return None
     limit = min(_PREFIX_MAX_BYTES, _PREFIX_BYTES_PER_NODE * len(forest.packed))
     try:
-        return _tree_bits.RowPrefix(
+        return _tree_prefix.RowPrefix(
             *_packed_fields(forest), _UFUNCS[mode], negate=mode in (GTE, GT), max_bytes=limit
         )
     except ValueError:  # tables too big, a tree of over 64 leaves, a NaN threshold
