@@ -306,6 +306,39 @@ def test_tree_classifier_binary_margin_logistic():
     np.testing.assert_allclose(z, [[0.3, -0.3], [-0.7, 0.7]], rtol=1e-6)
 
 
+@pytest.mark.parametrize("post", ["NONE", "LOGISTIC", "SOFTMAX", "SOFTMAX_ZERO"])
+@pytest.mark.parametrize("weights", [[0.3, 0.7], [-0.3, 0.7]], ids=["proba", "margin"])
+def test_tree_classifier_binary_one_row_as_in_a_batch(post, weights):
+    # One row takes a Python-float path: the same labels and float32 pairs as the row in a
+    # batch, for string labels too. Hand-worked: x <= 1 (ties true, NaN false) reaches leaf 1,
+    # so s = w + 0.1; the pair is [1 - s, s] for probabilities, [-s, s] for margins, and
+    # LOGISTIC maps [-s, s] whatever the weights.
+    x = np.array([[0.0], [2.0], [1.0], [np.nan], [-1e30]], np.float32)
+    attrs = _binary(weights, base_values=[0.1], post_transform=post)
+    del attrs["classlabels_int64s"]
+    attrs["classlabels_strings"] = ["no", "yes"]
+
+    def classify(rows):
+        kw = dict(outputs=2, out_types=[TensorProto.STRING, 1], **attrs)
+        return run("TreeEnsembleClassifier", [rows], **kw)
+
+    label, z = classify(x)
+    positive = weights[0] >= 0
+    for row, lab, pair in zip(x[:, 0], label, z, strict=True):
+        s = (weights[0] if row <= 1.0 else weights[1]) + 0.1
+        if post == "LOGISTIC":
+            expected = [1 / (1 + math.exp(s)), 1 / (1 + math.exp(-s))]
+        else:
+            expected = [1 - s if positive else -s, s]
+        np.testing.assert_allclose(pair, expected, rtol=1e-6)
+        assert lab == ("yes" if s > (0.5 if positive else 0.0) else "no")
+    for i in range(len(x)):
+        one_label, one_z = classify(x[i : i + 1])
+        assert one_label.shape == (1,) and one_z.shape == (1, 2) and one_z.dtype == np.float32
+        np.testing.assert_array_equal(one_label, label[i : i + 1])
+        np.testing.assert_allclose(one_z, z[i : i + 1], rtol=1e-7, atol=0)
+
+
 def test_tree_random_forest_matches_a_plain_walk():
     attrs = random_forest(20, 7, "BRANCH_LEQ", 1, seed=0, leaf_p=0.15)
     x = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)

@@ -136,6 +136,29 @@ def test_big_forest_single_row_path(monkeypatch):
 
 
 @pytest.mark.parametrize(
+    ("n_trees", "depth", "one_row"), [(100, 6, True), (8, 4, False)], ids=["100x6", "8x4"]
+)
+def test_small_forest_one_row_takes_the_cheaper_path(monkeypatch, n_trees, depth, one_row):
+    # Both evaluators serve a small forest's single rows; the estimated cheaper one is taken
+    # (the prefix tables for 100 trees on a few distinct thresholds, every node at once for 8
+    # small trees), with the plain walk's values and the batch's.
+    a = random_forest(n_trees, depth, "BRANCH_LEQ", 2, seed=9, leaf_p=0.3, values=[-1, 0, 1.5])
+    assert len(a["nodes_modes"]) <= trees._ALL_NODES_NODES
+    spy_one = _Spy(monkeypatch, trees._OneRow)
+    spy_all = _Spy(monkeypatch, trees._AllNodes)
+    sess = regressor_session(a, 2)
+    x = _rows(4, 10, [-1.0, 0.0, 0.5, 1.5, 2.0])  # a batch the all-nodes path serves
+    x[2, 1] = np.nan
+    batch = sess.run(None, {"X": x})[0]
+    assert spy_one.calls == 0 and spy_all.calls == 1
+    np.testing.assert_allclose(batch, plain_walk(x, a, 2), rtol=1e-5, atol=1e-5)
+    for i in range(len(x)):
+        np.testing.assert_array_equal(sess.run(None, {"X": x[i : i + 1]})[0], batch[i : i + 1])
+    assert spy_one.calls == (len(x) if one_row else 0)
+    assert spy_all.calls == 1 + (0 if one_row else len(x))
+
+
+@pytest.mark.parametrize(
     "x",
     [
         np.array([0.5, -1.0, 2.0, 0.0]),  # 1-D float64: one row
@@ -249,3 +272,22 @@ def test_linear_classifier_accepts_lists_and_arrays_alike():
         label, scores = fn(x)
         np.testing.assert_array_equal(label, [0, 1, 2])
         np.testing.assert_allclose(scores, [[1, 0.5, -1], [0, 1.5, -1], [-2, -1.5, 4]])
+
+
+@pytest.mark.parametrize("shape", [(1, 3), (1, 1), (4, 3), (3,), (2, 2, 5)])
+def test_softmax_post_transform_per_row(shape):
+    # One row reduces to scalars, other shapes along the last axis: each row of the result
+    # is exp(s - max) / sum, worked in Python floats; large scores do not overflow.
+    from onnxpy.kernels.ai_onnx_ml._common import softmax
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(scale=300.0, size=shape)
+    got = softmax(x)
+    rows = x.reshape(-1, shape[-1])
+    expected = []
+    for row in rows.tolist():
+        top = max(row)
+        e = [np.exp(v - top) for v in row]
+        expected.append([v / sum(e) for v in e])
+    np.testing.assert_allclose(got.reshape(rows.shape), expected, rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(softmax(np.array([[1, 2, 3]])), softmax(np.array([[1.0, 2, 3]])))

@@ -391,6 +391,34 @@ def test_noop_elimination(nodes, inits, removed, out_rank):
     assert (ops(opt) == {"Relu": 1}) is removed
 
 
+@pytest.mark.parametrize(
+    ("one", "removed"),
+    [(np.float32(1), True), (np.ones(1, np.float32), False)],
+    ids=["scalar", "shape-1"],
+)
+def test_mul_by_one_with_an_unknown_input_shape(one, removed):
+    # onnxmltools ends a LightGBM classifier with probabilities * 1, where the tree kernel's
+    # output has no inferred shape: a scalar one keeps any shape, a [1] one would turn a
+    # rank-0 input into [1], so only the scalar goes.
+    # A Reshape to a fed shape: its output's rank is unknown.
+    m = make_model(
+        [
+            helper.make_node("Reshape", ["X", "S"], ["R"]),
+            helper.make_node("Mul", ["R", "o"], ["Y"]),
+            helper.make_node("Relu", ["Y"], ["Z"]),
+        ],
+        [vi("X", [2, 3]), vi("S", ["k"], TensorProto.INT64)],
+        [vi("Z", ["a", "b"])],
+        [init("o", one)],
+    )
+    feeds = {
+        "X": np.random.default_rng(0).normal(size=(2, 3)).astype(np.float32),
+        "S": np.array([3, 2], np.int64),
+    }
+    opt = check(m, [NoopElimination()], feeds=feeds)
+    assert (ops(opt) == {"Reshape": 1, "Relu": 1}) is removed
+
+
 def test_shape_folding():
     m = make_model(
         [

@@ -136,6 +136,20 @@ def _popcount(v: np.ndarray, out: np.ndarray) -> None:
         out[...] = np.frexp((v + _ONE).astype(np.float64))[1] - 1
 
 
+def _lowest_bit_plus_one(masks: np.ndarray, unsigned: np.dtype) -> np.ndarray:
+    """Per non-zero mask, the index of its lowest set bit plus one (uint8): the set bits of
+    ``m ^ (m - 1)``, that bit and the ones below it."""
+    m = masks.view(unsigned)
+    run = np.bitwise_xor(m, np.subtract(m, 1, dtype=unsigned))
+    if hasattr(np, "bitwise_count"):  # NumPy >= 2.0
+        return np.bitwise_count(run)
+    out = np.empty(m.shape, dtype=np.uint8)
+    # Run is 2**(k+1) - 1; its upper half's bits, counted, plus the lower half's (k < 64).
+    _popcount(run >> 1, out)
+    out += 1
+    return out
+
+
 def _tree_of(first: np.ndarray, interior: np.ndarray, n_trees: int) -> np.ndarray:
     """Tree index of every packed node (roots are 0..trees-1, children follow parents)."""
     tree = np.zeros(len(first), dtype=np.intp)
@@ -151,6 +165,8 @@ def _leaf_bits(
     """Each leaf's bit (left-to-right, true side first) and each interior node's true-subtree
     leaf mask; raises ValueError when a tree has more than 64 leaves."""
     m = len(first)
+    if m - int(np.count_nonzero(interior)) > _BITS * n_trees:  # refused before the loops
+        raise ValueError("a tree has more than 64 leaves")
     inner = np.flatnonzero(interior).tolist()
     first_l = first.tolist()
     counts = [1] * m  # leaves below each node
@@ -193,14 +209,9 @@ class RowBits:
         ufunc: np.ufunc,
     ) -> None:
         interior = leaf_row < 0
-        bit, true_mask = _leaf_bits(first, interior, n_trees)
-        tree = _tree_of(first, interior, n_trees)
-        width = 8  # bits per tree: the narrowest integer that holds every tree's leaves
-        while width <= int(bit[~interior].max(initial=0)):
-            width *= 2
         # Signed masks: the comparison's bool, negated as int8 (0 or -1), ORs in as all ones.
-        self.dtype = np.dtype(f"int{width}")
-        self.unsigned = np.dtype(f"uint{width}")
+        layout = _CellLayout(self, first, leaf_row, n_trees)
+        true_mask, tree = layout.true_mask, layout.tree
         nodes = np.flatnonzero(interior)
         nodes = nodes[np.argsort(tree[nodes], kind="stable")]
         # A tree that is one leaf gets a stand-in node that clears nothing (reduceat needs a
@@ -215,23 +226,46 @@ class RowBits:
         self.keep = np.concatenate([keep, np.full(len(bare), -1, self.dtype)])[order]
         tree_of = tree_of[order]
         self.starts = np.flatnonzero(np.r_[True, tree_of[1:] != tree_of[:-1]])
-        rows = np.zeros((n_trees, width), dtype=np.int32)
-        leaves = np.flatnonzero(~interior)
-        rows[tree[leaves], bit[leaves]] = leaf_row[leaves]
-        self.leaf_rows = rows.ravel()
-        self.base = np.arange(n_trees, dtype=np.intp) * width
         self.ufunc = ufunc
         self.n_nodes = len(self.feature)
 
     def leaves(self, x: np.ndarray) -> np.ndarray:
         """Leaf-table row reached in each tree by the row ``x`` [F]: int32 [trees]."""
+        return self.leaf_rows.take(self.cells(x))
+
+    def cells(self, x: np.ndarray) -> np.ndarray:
+        """Index into ``leaf_rows`` (tree * width + leaf bit) per tree for the row ``x`` [F]."""
         cond = self.ufunc(x.take(self.feature, mode="clip"), self.threshold)
         kept = np.negative(cond.view(np.int8))
         kept = np.bitwise_or(self.keep, kept, dtype=self.dtype)
         alive = np.bitwise_and.reduceat(kept, self.starts)
-        # The bits below the lowest set one (the reached leaf's, never cleared), counted.
-        low = np.bitwise_and(alive, np.negative(alive)).view(self.unsigned)
-        low -= 1
-        bit = np.empty(len(low), dtype=np.uint8)
-        _popcount(low, bit)
-        return self.leaf_rows.take(np.add(self.base, bit))
+        return np.add(self.base, _lowest_bit_plus_one(alive, self.unsigned))
+
+
+class _CellLayout:
+    """Per-tree leaf masks of a packed forest, for the one-row finders: each leaf's bit and
+    each interior node's true-subtree mask (``_leaf_bits``), each node's tree, and on
+    ``owner`` the mask integer types (``dtype`` signed, ``unsigned``), the cell -> leaf row
+    table ``leaf_rows`` (cell = tree * width + bit) and ``base``, tree t's first cell less
+    one (for ``_lowest_bit_plus_one``'s count)."""
+
+    def __init__(self, owner, first: np.ndarray, leaf_row: np.ndarray, n_trees: int) -> None:
+        interior = leaf_row < 0
+        self.bit, self.true_mask = _leaf_bits(first, interior, n_trees)
+        self.tree = _tree_of(first, interior, n_trees)
+        width = _mask_width(self.bit[~interior])
+        owner.dtype = np.dtype(f"int{width}")
+        owner.unsigned = np.dtype(f"uint{width}")
+        rows = np.zeros((n_trees, width), dtype=np.int32)
+        leaves = np.flatnonzero(~interior)
+        rows[self.tree[leaves], self.bit[leaves]] = leaf_row[leaves]
+        owner.leaf_rows = rows.ravel()
+        owner.base = np.arange(n_trees, dtype=np.intp) * width - 1
+
+
+def _mask_width(leaf_bits: np.ndarray) -> int:
+    """Bits per tree mask: the narrowest integer width holding every leaf's bit."""
+    width = 8
+    while width <= int(leaf_bits.max(initial=0)):
+        width *= 2
+    return width

@@ -9,6 +9,7 @@ per-node lists of opsets 1/3 and TreeEnsemble's opset-5 encoding) and registers 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -310,6 +311,8 @@ def _binary_scores(
     columns [-s, s]). LOGISTIC maps the margin pair [-s, s]; SOFTMAX and SOFTMAX_ZERO leave
     the pair as is.
     """
+    if len(s) == 1 and post != "PROBIT":
+        return _binary_row(float(s[0]), labels, positive, post)
     label = labels.take(np.greater(s, 0.5 if positive else 0.0).view(np.uint8))
     if post == "NONE":
         z = np.empty((len(s), 2), dtype=np.float32)
@@ -323,6 +326,26 @@ def _binary_scores(
         if post == "PROBIT":
             z = apply_post(z, "PROBIT")
     return label, z.astype(np.float32)
+
+
+def _binary_row(
+    s: float, labels: np.ndarray, positive: bool, post: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """``_binary_scores`` of one row in Python floats: its ~10 NumPy calls on 1-element
+    arrays cost ~10 us, these ~1 us (a GradientBoostingClassifier of 200 stumps scores a
+    row in ~12). Same formulas (LOGISTIC as ``_common.logistic``), so the same float32s up
+    to the last bit of exp."""
+    label = labels.take([1 if s > (0.5 if positive else 0.0) else 0])
+    low = 1.0 - s if positive else -s
+    if post == "LOGISTIC":
+        low, s = _logistic(-s), _logistic(s)
+    return label, np.array([[low, s]], dtype=np.float32)
+
+
+def _logistic(v: float) -> float:
+    """``_common.logistic`` of one Python float (NaN stays NaN)."""
+    e = math.exp(-abs(v))
+    return 1.0 / (1.0 + e) if v >= 0 else e / (1.0 + e)
 
 
 # -- TreeEnsembleRegressor --------------------------------------------------------------------

@@ -100,6 +100,8 @@ def _neutral_operand(ctx: GraphContext, node: NodeProto) -> str | None:
 
 def _keeps_shape(ctx: GraphContext, x: str, const_shape: tuple[int, ...], out: str) -> bool:
     """Broadcasting ``x`` with a constant of ``const_shape`` leaves ``x``'s shape."""
+    if not const_shape:  # a scalar broadcasts to any shape, unknown ones included
+        return True
     dims = dims_of(ctx.type_of(x))
     if dims is None or len(const_shape) > len(dims):
         return False
