@@ -6,8 +6,10 @@ into its stride phases (for stride 2 in 2-D: even/odd rows x even/odd columns, e
 ``ceil(size / stride)`` per axis; for stride 1 the padded input itself), written straight from
 the unpadded input into a reused buffer laid out [N, phase, C, *plane]. Every tap then reads
 one phase plane at a fixed offset with unit step, so the tap's row of ``cols`` for a whole
-chunk of channels is one contiguous run of that buffer (one plain copy, however small the
-planes), and the products stream over long rows, computing only the outputs the stride keeps.
+chunk of channels is one contiguous run of that buffer, and the products stream over long
+rows, computing only the outputs the stride keeps. The taps that read the same phase sit on a
+regular grid of offsets (and of rows of ``cols``), so all of them are copied by one call
+(``_tap_groups``): one per chunk at stride 1, four at stride 2 in 2-D, instead of one per tap.
 The positions computed between output rows (the plane's padding) are dropped when the result
 is copied out.
 

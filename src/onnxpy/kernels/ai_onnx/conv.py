@@ -6,8 +6,10 @@ result: a 1x1 stride-1 convolution multiplies the input itself (a [C, H*W] view)
 kernel multiplies its im2col matrix (one copy of a strided window view into a reused per-thread
 buffer), wide 3x3 stride-1 layers use Winograd F(2x2, 3x3) (16 smaller products), and
 depthwise ones one small product per channel over its copied kernel taps (``kernels.depthwise``,
-which also adds the bias). Bias, com.microsoft FusedConv's
-residual Z and its activation are then applied in place (``conv_runner``).
+which also adds the bias). Where the product's right operand is a copy anyway (im2col, strided
+1x1) or cheaper to copy than a pass over the output (1x1 expansions), the bias rides in the
+product as one more weight column times a row of ones. Any other bias, com.microsoft
+FusedConv's residual Z and its activation are then applied in place (``conv_runner``).
 Half-precision inputs are computed in float32 and rounded back once at the end.
 
 The geometry helpers (``resolve_pads``, ``pad_spatial``, ``window_view``) are shared with the
