@@ -183,3 +183,30 @@ def test_conv_fed_bias_changes_between_runs():
         b = RNG.standard_normal(16).astype(np.float32) + shift
         expected = reference.run(None, {"x": x, "b": b})[0]
         np.testing.assert_allclose(session.run(None, {"x": x, "b": b})[0], expected, atol=1e-4)
+
+
+def test_conv_geometry_follows_the_input_shape_run_by_run():
+    """Geometry resolved per input shape (and remembered): sizes change between runs of one
+    session, SAME_UPPER pads change with them."""
+    w = RNG.standard_normal((6, 1, 3, 3)).astype(np.float32)
+    node = helper.make_node(
+        "Conv", ["x", "w"], ["y"], group=6, strides=[2, 2], auto_pad="SAME_UPPER"
+    )
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 6, None, None])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(w, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    data = model.SerializeToString()
+    reference = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    session = onnxpy.InferenceSession(data)
+    for shape in ((1, 6, 9, 9), (2, 6, 12, 7), (1, 6, 9, 9), (1, 6, 4, 16)):
+        x = RNG.standard_normal(shape).astype(np.float32)
+        expected = reference.run(None, {"x": x})[0]
+        got = session.run(None, {"x": x})[0]
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, atol=1e-4)

@@ -164,8 +164,21 @@ class _ConvGeometry:
         self.kernel_shape = kernel_shape
         self.pads = pads
         self.strides = strides
+        # (input shape, weight shape) -> resolved geometry: ~4 us of Python a call otherwise,
+        # paid by every convolution of every run (MobileNets have 50 or more, on small maps).
+        self._resolved: dict[tuple, tuple] = {}
 
     def resolve(self, x_shape: Sequence[int], w_shape: Sequence[int]):
+        key = (tuple(x_shape), tuple(w_shape))
+        found = self._resolved.get(key)
+        if found is None:
+            found = self._resolve(x_shape, w_shape)
+            if len(self._resolved) >= 64:  # shapes that keep changing: keep the latest
+                self._resolved.clear()
+            self._resolved[key] = found
+        return found
+
+    def _resolve(self, x_shape: Sequence[int], w_shape: Sequence[int]):
         n = len(x_shape) - 2
         if len(w_shape) != n + 2:
             raise ValueError(f"weight rank {len(w_shape)} does not match input rank {len(x_shape)}")
