@@ -180,3 +180,40 @@ def test_softmax_cross_entropy_returns_log_prob():
     assert loss.shape == () and loss.dtype == np.float32
     np.testing.assert_allclose(loss, math.log(2) + math.log(4 / 3), rtol=1e-6)
     np.testing.assert_allclose(log_prob[1], [math.log(1 / 4), math.log(3 / 4)], rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_hard_swish_on_a_dying_input_in_place_and_fresh(dtype):
+    """HardSwish of an Add's output (which dies there, so the planner may reuse it) and of a
+    graph input (which must stay untouched), against the definition in float64."""
+    from onnx import helper
+
+    from onnxpy.types import elem_type_of
+
+    x = (np.linspace(-5, 5, 41).reshape(1, 41) * np.ones((3, 1))).astype(dtype)
+    et = elem_type_of(np.dtype(dtype))
+    nodes = [
+        helper.make_node("Add", ["x", "x"], ["s"]),
+        helper.make_node("HardSwish", ["s"], ["y"]),
+        helper.make_node("HardSwish", ["x"], ["z"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", et, [3, 41])],
+        [helper.make_tensor_value_info(n, et, [3, 41]) for n in ("y", "z")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    kept = x.copy()
+    y, z = onnxpy.InferenceSession(model.SerializeToString()).run(None, {"x": x})
+
+    def definition(v):
+        v = v.astype(np.float64)
+        return v * np.clip(v / 6 + 0.5, 0, 1)
+
+    tol = 2e-3 if dtype == np.float16 else 1e-6
+    assert y.dtype == dtype and z.dtype == dtype
+    np.testing.assert_allclose(y, definition(2 * x), rtol=tol, atol=tol)
+    np.testing.assert_allclose(z, definition(x), rtol=tol, atol=tol)
+    np.testing.assert_array_equal(x, kept)

@@ -81,3 +81,24 @@ def test_max_pool_does_not_return_its_input():
     got = run_node("MaxPool", [x], opset=12, kernel_shape=[1, 1])
     np.testing.assert_array_equal(got, x)
     assert not np.shares_memory(got, x)
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype"),
+    [
+        ((1, 72, 56, 56), np.float32),
+        ((2, 960, 7, 7), np.float32),
+        ((3, 5, 17), np.float32),
+        ((2, 3, 4, 5, 6), np.float64),
+        ((2, 6, 9, 9), np.float16),
+        ((2, 4, 1, 1), np.float32),
+    ],
+)
+def test_global_average_pool_matches_mean_in_float64(shape, dtype):
+    """GlobalAveragePool's sums (one matrix-vector product) against a float64 mean."""
+    x = (RNG.standard_normal(shape) * 3 + 1).astype(dtype)
+    got = run_node("GlobalAveragePool", [x])
+    expected = x.astype(np.float64).mean(axis=tuple(range(2, x.ndim)), keepdims=True)
+    assert got.dtype == dtype and got.shape == expected.shape
+    tol = 2e-3 if dtype == np.float16 else 1e-6
+    np.testing.assert_allclose(got, expected, rtol=tol, atol=tol)

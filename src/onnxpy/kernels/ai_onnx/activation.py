@@ -179,10 +179,37 @@ def hard_sigmoid(x, /, *, alpha=0.2, beta=0.5, consumed_inputs=None):
     return _elementwise(lambda v: np.clip(alpha * v + beta, 0, 1), x)
 
 
-@register("HardSwish", since=(14, 22))
+def _hard_swish_gate(x: np.ndarray) -> np.ndarray:
+    """clip(x / 6 + 0.5, 0, 1) as a fresh array, in three passes and one allocation."""
+    gate = np.multiply(x, x.dtype.type(1 / 6))
+    gate += x.dtype.type(0.5)
+    return np.clip(gate, x.dtype.type(0), x.dtype.type(1), out=gate)
+
+
+def hard_swish_in_place(y: np.ndarray) -> np.ndarray:
+    """y * HardSigmoid(y) (alpha 1/6, beta 0.5) written into the float array ``y``."""
+    y *= _hard_swish_gate(y)
+    return y
+
+
 def hard_swish(x, /):
     """x * HardSigmoid(x) with alpha = 1/6, beta = 0.5."""
-    return _elementwise(lambda v: v * np.clip(v / 6 + 0.5, 0, 1), x)
+    cx, dtype = _compute(x)
+    if cx.ndim == 0:
+        return _float_result(cx * np.clip(cx / 6 + 0.5, 0, 1), dtype)
+    gate = _hard_swish_gate(cx)
+    gate *= cx
+    return _float_result(gate, dtype)
+
+
+# float16 stays out of the in-place form, as with Sigmoid: it is computed in float32.
+register(
+    "HardSwish",
+    since=(14, 22),
+    in_place=unary_in_place(
+        hard_swish_in_place, hard_swish, frozenset((np.dtype(np.float32), np.dtype(np.float64)))
+    ),
+)(hard_swish)
 
 
 @register("Softplus", since=(1, 22))

@@ -6,8 +6,10 @@ result: a 1x1 stride-1 convolution multiplies the input itself (a [C, H*W] view)
 kernel multiplies its im2col matrix (one copy of a strided window view into a reused per-thread
 buffer), wide 3x3 stride-1 layers use Winograd F(2x2, 3x3) (16 smaller products), and
 depthwise ones one small product per channel over its copied kernel taps (``kernels.depthwise``,
-which also adds the bias). Bias, com.microsoft FusedConv's
-residual Z and its activation are then applied in place (``conv_runner``).
+which also adds the bias). Where the product's right operand is a copy anyway (im2col, strided
+1x1) or cheaper to copy than a pass over the output (1x1 expansions), the bias rides in the
+product as one more weight column times a row of ones. Any other bias, com.microsoft
+FusedConv's residual Z and its activation are then applied in place (``conv_runner``).
 Half-precision inputs are computed in float32 and rounded back once at the end.
 
 The geometry helpers (``resolve_pads``, ``pad_spatial``, ``window_view``) are shared with the
@@ -162,8 +164,21 @@ class _ConvGeometry:
         self.kernel_shape = kernel_shape
         self.pads = pads
         self.strides = strides
+        # (input shape, weight shape) -> resolved geometry: ~4 us of Python a call otherwise,
+        # paid by every convolution of every run (MobileNets have 50 or more, on small maps).
+        self._resolved: dict[tuple, tuple] = {}
 
     def resolve(self, x_shape: Sequence[int], w_shape: Sequence[int]):
+        key = (tuple(x_shape), tuple(w_shape))
+        found = self._resolved.get(key)
+        if found is None:
+            found = self._resolve(x_shape, w_shape)
+            if len(self._resolved) >= 64:  # shapes that keep changing: keep the latest
+                self._resolved.clear()
+            self._resolved[key] = found
+        return found
+
+    def _resolve(self, x_shape: Sequence[int], w_shape: Sequence[int]):
         n = len(x_shape) - 2
         if len(w_shape) != n + 2:
             raise ValueError(f"weight rank {len(w_shape)} does not match input rank {len(x_shape)}")
@@ -203,13 +218,18 @@ class _PreparedWeight:
             self.mat = np.ascontiguousarray(w.reshape(group, m // group, cg * k))
 
 
-def _depthwise_weights(pw: _PreparedWeight, bias: np.ndarray | None) -> np.ndarray:
-    """The depthwise weight, with ``bias`` as an extra tap (made once per bias array)."""
+def _weights_with_bias(pw: _PreparedWeight, bias: np.ndarray | None) -> np.ndarray:
+    """The re-laid weight, with ``bias`` as one more column (made once per bias array) that
+    multiplies a row of ones in the product's right operand."""
     if bias is None:
         return pw.mat
     held = pw._with_bias
     if held is None or held[0] is not bias:
-        held = pw._with_bias = (bias, weight_with_bias(pw.mat, bias))
+        if pw.mat.ndim == 2:
+            mat = weight_with_bias(pw.mat[None], bias)[0]
+        else:
+            mat = weight_with_bias(pw.mat, bias)
+        held = pw._with_bias = (bias, mat)
     return held[1]
 
 
@@ -228,10 +248,14 @@ def _gemm_into(mat: np.ndarray, cols: np.ndarray, y: np.ndarray) -> None:
 
 
 def _conv_core(
-    x: np.ndarray, pw: _PreparedWeight, geom: _ConvGeometry, bias: np.ndarray | None = None
+    x: np.ndarray,
+    pw: _PreparedWeight,
+    geom: _ConvGeometry,
+    bias: np.ndarray | None = None,
 ) -> tuple[np.ndarray, bool]:
     """(Y = conv(x, W) as a fresh C-contiguous array in ``x.dtype`` (the compute dtype), whether
-    ``bias`` is already added to it: the depthwise path adds it, the others leave it).
+    ``bias`` is already added to it: the depthwise path adds it, and so do products whose
+    right operand gets a row of ones for it).
 
     Every path but depthwise (``kernels.depthwise``) ends in one BLAS product written into
     the final [N, M, *out] buffer: a 1x1 stride-1 unpadded convolution multiplies the input
@@ -251,7 +275,7 @@ def _conv_core(
     if pw.winograd and strides == (1, 1) and dilations == (1, 1) and min(out) >= _WINOGRAD_MIN_OUT:
         return _winograd(x, _winograd_weights(pw, x.dtype), begin, out), False
     if pw.depthwise and not (pointwise and not padded):
-        wmat = _depthwise_weights(pw, bias)
+        wmat = _weights_with_bias(pw, bias)
         y = depthwise_conv(x, wmat, kernel, strides, dilations, begin, end, out)
         return y, bias is not None
     y = np.empty((n_batch, m, *out), dtype=x.dtype)
@@ -259,26 +283,35 @@ def _conv_core(
     split = (n_batch, g) if g > 1 else (n_batch,)
     y3 = y.reshape((*split, m // g, p))
     kc = pw.mat.shape[-1]
-    if pointwise and not padded:
-        if all(s == 1 for s in strides):
-            cols = x.reshape((*split, c // g, p))  # a view of a contiguous input
-        else:
-            sub = x[(Ellipsis, *(slice(None, None, s) for s in strides))]
-            (cols,) = scratch((*split, c // g, p), dtype=x.dtype)
-            np.copyto(cols.reshape(sub.shape), sub)
+    direct = pointwise and not padded and all(s == 1 for s in strides)
+    # The bias rides in the product as a row of ones where the right operand is a copy
+    # anyway, or where copying the input costs less than a pass over the output (1x1
+    # expansions): one pass over the output fewer.
+    fold = bias is not None and g == 1 and (not direct or c < m)
+    rows = kc + 1 if fold else kc
+    if direct and not fold:
+        cols = x.reshape((*split, c // g, p))  # a view of a contiguous input
+    elif pointwise and not padded:
+        sub = x[(Ellipsis, *(slice(None, None, s) for s in strides))]
+        (cols,) = scratch((*split, rows, p), dtype=x.dtype)
+        np.copyto(cols[..., :kc, :].reshape(sub.shape), sub)
     else:
         if padded:
             lead = x.shape[:2]
             inner = tuple(slice(b, b + i) for b, i in zip(begin, x.shape[2:], strict=True))
             shape = lead + tuple(i + b + e for i, b, e in zip(x.shape[2:], begin, end, strict=True))
-            xp, cols = scratch(shape, (*split, kc, p), dtype=x.dtype)
+            xp, cols = scratch(shape, (*split, rows, p), dtype=x.dtype)
             xp.fill(0)
             xp[(Ellipsis, *inner)] = x
         else:
             xp = x
-            (cols,) = scratch((*split, kc, p), dtype=x.dtype)
+            (cols,) = scratch((*split, rows, p), dtype=x.dtype)
         view = window_view(xp, kernel, strides, dilations, out)
-        np.copyto(cols.reshape(view.shape), view)
+        np.copyto(cols[..., :kc, :].reshape(view.shape), view)
+    if fold:
+        cols[..., kc, :] = 1
+        _gemm_into(_weights_with_bias(pw, bias), cols, y3)
+        return y, True
     _gemm_into(pw.mat, cols, y3)
     return y, False
 
@@ -467,8 +500,8 @@ def conv_runner(
         bias = biases.get(dt) if b is not None and b is const_b else None
         if b is not None and bias is None:
             bias = _channel_vector(b, dt, np.ndim(x))
-        y, added = _conv_core(np.asarray(x, dtype=dt), pw, geom, bias)
-        if bias is not None and not added:
+        y, biased = _conv_core(np.asarray(x, dtype=dt), pw, geom, bias)
+        if bias is not None and not biased:
             y += bias
         if z is not None:
             zc = np.asarray(z, dtype=dt)

@@ -24,7 +24,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from onnxpy.kernels.ai_onnx.activation import relu_in_place, sigmoid_in_place
+from onnxpy.kernels.ai_onnx.activation import (
+    hard_swish_in_place,
+    relu_in_place,
+    sigmoid_in_place,
+)
 from onnxpy.kernels.ai_onnx.conv import InplaceActivation, compute_dtype, conv_runner
 from onnxpy.kernels.ai_onnx.matmul import gemm_runner
 from onnxpy.kernels.blas import matmul as blas_matmul
@@ -115,13 +119,6 @@ def _hard_sigmoid_inplace(alpha: float, beta: float) -> InplaceActivation:
     return act
 
 
-def _hard_swish_inplace(y: np.ndarray) -> None:
-    gate = y * y.dtype.type(1 / 6)
-    gate += y.dtype.type(0.5)
-    np.clip(gate, 0, 1, out=gate)
-    y *= gate
-
-
 def _clip_inplace(lo: float, hi: float) -> InplaceActivation:
     def act(y: np.ndarray) -> None:
         np.clip(y, y.dtype.type(lo), y.dtype.type(hi), out=y)
@@ -135,7 +132,7 @@ _INPLACE: dict[str, Callable[..., InplaceActivation]] = {
     "Relu": lambda: relu_in_place,
     "Tanh": lambda: lambda y: np.tanh(y, out=y),
     "Sigmoid": lambda: sigmoid_in_place,
-    "HardSwish": lambda: _hard_swish_inplace,
+    "HardSwish": lambda: hard_swish_in_place,
     "LeakyRelu": _leaky_relu_inplace,
     "HardSigmoid": _hard_sigmoid_inplace,
     "Clip": _clip_inplace,
