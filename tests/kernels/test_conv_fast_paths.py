@@ -1,5 +1,5 @@
 """Depthwise taps copied one stride phase at a time, phase planes zeroed only around the input,
-and a Conv bias carried by the product as a row of ones, against onnxruntime.
+and Conv biases on every product path, against onnxruntime.
 
 Each case runs the same one-node model (constant weight and bias, as exported models carry
 them) in onnxpy and in onnxruntime. The thread's scratch buffer is filled with NaN first, so a
@@ -111,8 +111,8 @@ def test_depthwise_in_channel_chunks_with_large_planes(monkeypatch):
 
 
 BIASED = [
-    # (x shape, w shape, attrs): 1x1 expansions (bias folded), projections (bias added after),
-    # strided 1x1 and im2col kernels (folded), grouped (added after)
+    # (x shape, w shape, attrs): 1x1 expansions and projections, strided 1x1, im2col kernels,
+    # grouped
     ((1, 8, 9, 9), (24, 8, 1, 1), {}),
     ((3, 8, 9, 9), (24, 8, 1, 1), {}),
     ((2, 24, 9, 9), (8, 24, 1, 1), {}),
@@ -128,7 +128,7 @@ BIASED = [
 
 
 @pytest.mark.parametrize(("x_shape", "w_shape", "attrs"), BIASED)
-def test_conv_bias_in_product_matches_onnxruntime(x_shape, w_shape, attrs):
+def test_conv_bias_on_every_product_path_matches_onnxruntime(x_shape, w_shape, attrs):
     w = RNG.standard_normal(w_shape).astype(np.float32)
     b = RNG.standard_normal(w_shape[0]).astype(np.float32)
     x = RNG.standard_normal(x_shape).astype(np.float32)
@@ -144,8 +144,8 @@ def test_conv_bias_in_product_matches_onnxruntime(x_shape, w_shape, attrs):
     ],
 )
 @pytest.mark.parametrize("with_z", [False, True])
-def test_fused_conv_bias_in_product_then_z_and_clip(w_shape, attrs, with_z):
-    """FusedConv: the bias from the product, then Z, then the activation, in that order."""
+def test_fused_conv_bias_then_z_and_clip(w_shape, attrs, with_z):
+    """FusedConv: the bias, then Z, then the activation, in that order."""
     x = RNG.standard_normal((2, 8, 9, 9)).astype(np.float32)
     w = RNG.standard_normal(w_shape).astype(np.float32)
     b = RNG.standard_normal(w_shape[0]).astype(np.float32)

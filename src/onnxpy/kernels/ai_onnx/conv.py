@@ -6,10 +6,10 @@ result: a 1x1 stride-1 convolution multiplies the input itself (a [C, H*W] view)
 kernel multiplies its im2col matrix (one copy of a strided window view into a reused per-thread
 buffer), wide 3x3 stride-1 layers use Winograd F(2x2, 3x3) (16 smaller products), and
 depthwise ones one small product per channel over its copied kernel taps (``kernels.depthwise``,
-which also adds the bias). Where the product's right operand is a copy anyway (im2col, strided
-1x1) or cheaper to copy than a pass over the output (1x1 expansions), the bias rides in the
-product as one more weight column times a row of ones. Any other bias, com.microsoft
+which also adds the bias, as one more tap whose row is all ones). Bias, com.microsoft
 FusedConv's residual Z and its activation are then applied in place (``conv_runner``).
+(Carrying the bias in the product for the other paths too measured no faster on MobileNetV2,
+and the weight copy with the extra column held ResNet-50's weights twice: 266 vs 206 MB.)
 Half-precision inputs are computed in float32 and rounded back once at the end.
 
 The geometry helpers (``resolve_pads``, ``pad_spatial``, ``window_view``) are shared with the
@@ -218,18 +218,13 @@ class _PreparedWeight:
             self.mat = np.ascontiguousarray(w.reshape(group, m // group, cg * k))
 
 
-def _weights_with_bias(pw: _PreparedWeight, bias: np.ndarray | None) -> np.ndarray:
-    """The re-laid weight, with ``bias`` as one more column (made once per bias array) that
-    multiplies a row of ones in the product's right operand."""
+def _depthwise_weights(pw: _PreparedWeight, bias: np.ndarray | None) -> np.ndarray:
+    """The depthwise weight, with ``bias`` as an extra tap (made once per bias array)."""
     if bias is None:
         return pw.mat
     held = pw._with_bias
     if held is None or held[0] is not bias:
-        if pw.mat.ndim == 2:
-            mat = weight_with_bias(pw.mat[None], bias)[0]
-        else:
-            mat = weight_with_bias(pw.mat, bias)
-        held = pw._with_bias = (bias, mat)
+        held = pw._with_bias = (bias, weight_with_bias(pw.mat, bias))
     return held[1]
 
 
@@ -254,8 +249,7 @@ def _conv_core(
     bias: np.ndarray | None = None,
 ) -> tuple[np.ndarray, bool]:
     """(Y = conv(x, W) as a fresh C-contiguous array in ``x.dtype`` (the compute dtype), whether
-    ``bias`` is already added to it: the depthwise path adds it, and so do products whose
-    right operand gets a row of ones for it).
+    ``bias`` is already added to it: the depthwise path adds it, the others leave it).
 
     Every path but depthwise (``kernels.depthwise``) ends in one BLAS product written into
     the final [N, M, *out] buffer: a 1x1 stride-1 unpadded convolution multiplies the input
@@ -275,7 +269,7 @@ def _conv_core(
     if pw.winograd and strides == (1, 1) and dilations == (1, 1) and min(out) >= _WINOGRAD_MIN_OUT:
         return _winograd(x, _winograd_weights(pw, x.dtype), begin, out), False
     if pw.depthwise and not (pointwise and not padded):
-        wmat = _weights_with_bias(pw, bias)
+        wmat = _depthwise_weights(pw, bias)
         y = depthwise_conv(x, wmat, kernel, strides, dilations, begin, end, out)
         return y, bias is not None
     y = np.empty((n_batch, m, *out), dtype=x.dtype)
@@ -283,35 +277,26 @@ def _conv_core(
     split = (n_batch, g) if g > 1 else (n_batch,)
     y3 = y.reshape((*split, m // g, p))
     kc = pw.mat.shape[-1]
-    direct = pointwise and not padded and all(s == 1 for s in strides)
-    # The bias rides in the product as a row of ones where the right operand is a copy
-    # anyway, or where copying the input costs less than a pass over the output (1x1
-    # expansions): one pass over the output fewer.
-    fold = bias is not None and g == 1 and (not direct or c < m)
-    rows = kc + 1 if fold else kc
-    if direct and not fold:
-        cols = x.reshape((*split, c // g, p))  # a view of a contiguous input
-    elif pointwise and not padded:
-        sub = x[(Ellipsis, *(slice(None, None, s) for s in strides))]
-        (cols,) = scratch((*split, rows, p), dtype=x.dtype)
-        np.copyto(cols[..., :kc, :].reshape(sub.shape), sub)
+    if pointwise and not padded:
+        if all(s == 1 for s in strides):
+            cols = x.reshape((*split, c // g, p))  # a view of a contiguous input
+        else:
+            sub = x[(Ellipsis, *(slice(None, None, s) for s in strides))]
+            (cols,) = scratch((*split, c // g, p), dtype=x.dtype)
+            np.copyto(cols.reshape(sub.shape), sub)
     else:
         if padded:
             lead = x.shape[:2]
             inner = tuple(slice(b, b + i) for b, i in zip(begin, x.shape[2:], strict=True))
             shape = lead + tuple(i + b + e for i, b, e in zip(x.shape[2:], begin, end, strict=True))
-            xp, cols = scratch(shape, (*split, rows, p), dtype=x.dtype)
+            xp, cols = scratch(shape, (*split, kc, p), dtype=x.dtype)
             xp.fill(0)
             xp[(Ellipsis, *inner)] = x
         else:
             xp = x
-            (cols,) = scratch((*split, rows, p), dtype=x.dtype)
+            (cols,) = scratch((*split, kc, p), dtype=x.dtype)
         view = window_view(xp, kernel, strides, dilations, out)
-        np.copyto(cols[..., :kc, :].reshape(view.shape), view)
-    if fold:
-        cols[..., kc, :] = 1
-        _gemm_into(_weights_with_bias(pw, bias), cols, y3)
-        return y, True
+        np.copyto(cols.reshape(view.shape), view)
     _gemm_into(pw.mat, cols, y3)
     return y, False
 
