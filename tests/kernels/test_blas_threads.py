@@ -90,14 +90,17 @@ def test_matmul_agrees_with_numpy_for_every_operand_form(a_shape, b_shape, monke
     rng = np.random.default_rng(1)
     a = rng.standard_normal(a_shape).astype(np.float32)
     b = rng.standard_normal(b_shape).astype(np.float32)
-    for _ in range(3):  # learning run on one thread, then as chosen
+    for _ in range(4):  # first sight, learning run on one thread, then as chosen
         np.testing.assert_allclose(blas.matmul(a, b), np.matmul(a, b), rtol=1e-5, atol=1e-5)
 
 
 def test_chooser_goes_to_one_thread_while_threads_lose_and_back_when_they_pay():
     c = blas._Chooser()
     size = 10_000_000
-    assert c.choose(size) == (False, False)  # first: learn the one-thread time
+    assert c.choose(size) == (True, False)  # first sight: as the recent products ran
+    c.record(size, True, 9.0, False)  # cold: not judged, no one-thread time to judge it by
+    assert c.multi and not c.excess
+    assert c.choose(size) == (False, False)  # second: learn the one-thread time
     c.record(size, False, 1.0, False)
     assert c.choose(size) == (True, False)
     for _ in range(3):  # the machine is busy: two threads take 3x one thread's time

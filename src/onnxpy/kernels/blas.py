@@ -11,10 +11,11 @@ there instead of 0.18 s. Hence, in kernels that call ``matmul`` below:
 - products under ``SMALL_PRODUCT`` multiply-adds run on one thread (a second thread saves
   microseconds and risks milliseconds);
 - larger products run on the session's ``intra_op_num_threads`` while that pays: each size
-  is first timed on one thread, every multi-threaded product is timed against it, and when
-  most recent ones took longer than one thread would have, products run on one thread, with a
-  multi-threaded probe now and then (at growing intervals while probes keep losing) to notice
-  when the cores are free again (``_Chooser``).
+  is timed on one thread the second time it runs (the first time, usually a fresh process's
+  first run, it runs as the recent products ran), every multi-threaded product is timed
+  against it, and when most recent ones took longer than one thread would have, products run
+  on one thread, with a multi-threaded probe now and then (at growing intervals while probes
+  keep losing) to notice when the cores are free again (``_Chooser``).
 
 The count is set by calling NumPy's OpenBLAS directly (ctypes, ~3 us a change, made only when
 it differs from the last one set), which works from any thread (threadpoolctl changes limits
@@ -174,6 +175,7 @@ class _Chooser:
 
     def __init__(self) -> None:
         self.single: dict[int, float] = {}
+        self.seen: set[int] = set()  # sizes run once, their one-thread time not yet learnt
         self.excess: deque[float] = deque(maxlen=self.WINDOW)
         self.multi = True
         self.count = 0
@@ -184,7 +186,14 @@ class _Chooser:
         """(run this product multi-threaded?, is that a probe?)"""
         self.count += 1
         if macs not in self.single:
-            return False, False  # learn its one-thread time first
+            if macs in self.seen:
+                return False, False  # second sight: learn its one-thread time
+            # First sight, usually the first run, which a fresh process waits on: run it as
+            # the recent products ran (it would not tell much anyway: cold pages, cold caches).
+            if len(self.seen) >= self.MAX_SIZES:
+                self.seen.clear()
+            self.seen.add(macs)
+            return self.multi, False
         if not self.multi and self.count >= self.next_probe:
             return True, True
         return self.multi, False
@@ -194,10 +203,11 @@ class _Chooser:
             old = self.single.get(macs)
             if old is None and len(self.single) >= self.MAX_SIZES:
                 self.single.clear()
+            self.seen.discard(macs)
             self.single[macs] = took if old is None else 0.5 * (old + took)
             return
         single = self.single.get(macs)
-        if single is None:  # forgotten meanwhile
+        if single is None:  # first sight, or forgotten meanwhile
             return
         excess = took / single
         self.excess.append(excess)
