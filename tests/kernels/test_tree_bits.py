@@ -170,7 +170,7 @@ def test_nan_threshold_is_not_served():
 
 
 def _row_bits(forest):
-    bits = trees._row_bits(forest, gate=False)
+    bits = trees._row_bits(forest)
     assert bits is not None
     return bits
 
@@ -209,7 +209,7 @@ def test_one_row_64_leaves_fit_and_128_are_refused(built):
     assert bits.dtype == np.int64 and built[-1][0].n_leaves == 3 * 64
     _assert_walk_leaves(bits, built[-1][0], _rows(100, 42))
     regressor_session(random_forest(3, 7, "BRANCH_LT", 1, seed=41, leaf_p=0.0), 1)
-    assert trees._row_bits(built[-1][0], gate=False) is None  # 128 leaves: the level walk
+    assert trees._row_bits(built[-1][0]) is None  # 128 leaves: the level walk
 
 
 def test_one_row_single_leaf_trees_among_others(built):

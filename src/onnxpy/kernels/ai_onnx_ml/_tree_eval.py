@@ -340,10 +340,18 @@ def _row_finder(
         cost = 7000 + 0.4 * (prefix.n_pairs + prefix.n_used * forest.n_trees)
         if cost < walk:
             return prefix, cost
+    interior = int(np.count_nonzero(forest.packed_leaf_row < 0))
+    if _row_bits_cost(interior) >= walk:
+        return None, walk
     bits = _row_bits(forest)
     if bits is None:
         return None, walk
-    return bits, 8000 + 1.6 * bits.n_nodes
+    return bits, _row_bits_cost(bits.n_nodes)
+
+
+def _row_bits_cost(nodes: int) -> float:
+    """``RowBits``' estimated nanoseconds for one row of ``nodes`` interior nodes."""
+    return 8000 + 1.6 * nodes
 
 
 def _row_prefix(forest: _Forest) -> _tree_prefix.RowPrefix | None:
@@ -360,14 +368,10 @@ def _row_prefix(forest: _Forest) -> _tree_prefix.RowPrefix | None:
         return None
 
 
-def _row_bits(forest: _Forest, gate: bool = True) -> _tree_bits.RowBits | None:
-    """``RowBits`` for one row of a packed forest when it costs less than the level walk
-    (``gate=False``: whenever its trees fit the masks)."""
+def _row_bits(forest: _Forest) -> _tree_bits.RowBits | None:
+    """``RowBits`` for one row of a packed forest whenever its trees fit the masks
+    (``_row_finder`` weighs its cost against the level walk's)."""
     if forest.n_trees == 0:
-        return None
-    walk = 3200 * forest.depth + 3 * sum(forest.alive)
-    interior = int(np.count_nonzero(forest.packed_leaf_row < 0))
-    if gate and 8000 + 1.6 * interior >= walk:
         return None
     try:
         return _tree_bits.RowBits(*_packed_fields(forest), _UFUNCS[forest.single_mode])
