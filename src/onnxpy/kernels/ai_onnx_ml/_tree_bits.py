@@ -186,7 +186,47 @@ def _leaf_bits(
     return bit, mask
 
 
-class RowBits:
+class LeafCells:
+    """Base of the one-row leaf finders (``RowBits``, ``_tree_prefix.RowPrefix``): both end in
+    one surviving leaf bit per tree, a *cell* ``tree * width + bit``. ``_lay_out`` sets the
+    mask integer types (``dtype`` signed, ``unsigned``), the cell -> leaf row table
+    ``leaf_rows`` and ``base`` (tree t's first cell less one, for ``_lowest_bit_plus_one``'s
+    count); subclasses give ``cells``.
+    """
+
+    dtype: np.dtype
+    unsigned: np.dtype
+    leaf_rows: np.ndarray
+    base: np.ndarray
+
+    def _lay_out(
+        self, first: np.ndarray, leaf_row: np.ndarray, n_trees: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Set the cell layout; return each interior node's true-subtree leaf mask
+        (``_leaf_bits``) and each node's tree."""
+        interior = leaf_row < 0
+        bit, true_mask = _leaf_bits(first, interior, n_trees)
+        tree = _tree_of(first, interior, n_trees)
+        width = _mask_width(bit[~interior])
+        self.dtype = np.dtype(f"int{width}")
+        self.unsigned = np.dtype(f"uint{width}")
+        rows = np.zeros((n_trees, width), dtype=np.int32)
+        leaves = np.flatnonzero(~interior)
+        rows[tree[leaves], bit[leaves]] = leaf_row[leaves]
+        self.leaf_rows = rows.ravel()
+        self.base = np.arange(n_trees, dtype=np.intp) * width - 1
+        return true_mask, tree
+
+    def cells(self, x: np.ndarray) -> np.ndarray:
+        """Index into ``leaf_rows`` per tree for the row ``x`` [F]."""
+        raise NotImplementedError
+
+    def leaves(self, x: np.ndarray) -> np.ndarray:
+        """Leaf-table row reached in each tree by the row ``x`` [F]: int32 [trees]."""
+        return self.leaf_rows.take(self.cells(x))
+
+
+class RowBits(LeafCells):
     """One row through a forest of small trees: every interior node's condition, then masks.
 
     The per-feature prefix tables of ``BitForest`` grow with nodes x trees (a LightGBM model of
@@ -210,8 +250,7 @@ class RowBits:
     ) -> None:
         interior = leaf_row < 0
         # Signed masks: the comparison's bool, negated as int8 (0 or -1), ORs in as all ones.
-        layout = _CellLayout(self, first, leaf_row, n_trees)
-        true_mask, tree = layout.true_mask, layout.tree
+        true_mask, tree = self._lay_out(first, leaf_row, n_trees)
         nodes = np.flatnonzero(interior)
         nodes = nodes[np.argsort(tree[nodes], kind="stable")]
         # A tree that is one leaf gets a stand-in node that clears nothing (reduceat needs a
@@ -229,10 +268,6 @@ class RowBits:
         self.ufunc = ufunc
         self.n_nodes = len(self.feature)
 
-    def leaves(self, x: np.ndarray) -> np.ndarray:
-        """Leaf-table row reached in each tree by the row ``x`` [F]: int32 [trees]."""
-        return self.leaf_rows.take(self.cells(x))
-
     def cells(self, x: np.ndarray) -> np.ndarray:
         """Index into ``leaf_rows`` (tree * width + leaf bit) per tree for the row ``x`` [F]."""
         cond = self.ufunc(x.take(self.feature, mode="clip"), self.threshold)
@@ -240,27 +275,6 @@ class RowBits:
         kept = np.bitwise_or(self.keep, kept, dtype=self.dtype)
         alive = np.bitwise_and.reduceat(kept, self.starts)
         return np.add(self.base, _lowest_bit_plus_one(alive, self.unsigned))
-
-
-class _CellLayout:
-    """Per-tree leaf masks of a packed forest, for the one-row finders: each leaf's bit and
-    each interior node's true-subtree mask (``_leaf_bits``), each node's tree, and on
-    ``owner`` the mask integer types (``dtype`` signed, ``unsigned``), the cell -> leaf row
-    table ``leaf_rows`` (cell = tree * width + bit) and ``base``, tree t's first cell less
-    one (for ``_lowest_bit_plus_one``'s count)."""
-
-    def __init__(self, owner, first: np.ndarray, leaf_row: np.ndarray, n_trees: int) -> None:
-        interior = leaf_row < 0
-        self.bit, self.true_mask = _leaf_bits(first, interior, n_trees)
-        self.tree = _tree_of(first, interior, n_trees)
-        width = _mask_width(self.bit[~interior])
-        owner.dtype = np.dtype(f"int{width}")
-        owner.unsigned = np.dtype(f"uint{width}")
-        rows = np.zeros((n_trees, width), dtype=np.int32)
-        leaves = np.flatnonzero(~interior)
-        rows[self.tree[leaves], self.bit[leaves]] = leaf_row[leaves]
-        owner.leaf_rows = rows.ravel()
-        owner.base = np.arange(n_trees, dtype=np.intp) * width - 1
 
 
 def _mask_width(leaf_bits: np.ndarray) -> int:

@@ -9,14 +9,14 @@ import numpy as np
 
 from onnxpy.kernels.ai_onnx_ml._tree_bits import (
     _CELLS_PER_BLOCK,
-    _CellLayout,
+    LeafCells,
     _lowest_bit_plus_one,
 )
 
 __all__ = ["RowPrefix"]
 
 
-class RowPrefix:
+class RowPrefix(LeafCells):
     """One row through a forest of small trees by prefix tables over the distinct thresholds.
 
     ``RowBits`` evaluates every interior node; boosted forests (LightGBM, XGBoost) split on
@@ -65,8 +65,7 @@ class RowPrefix:
         n_rows = len(pair_feature) + len(used)  # per used feature: prefixes 0..count
         if n_rows * n_trees > max_bytes:  # too big at one byte per mask: refused early
             raise ValueError("the prefix table would pass max_bytes")
-        layout = _CellLayout(self, first, leaf_row, n_trees)
-        true_mask, tree = layout.true_mask, layout.tree
+        true_mask, tree = self._lay_out(first, leaf_row, n_trees)
         if n_rows * n_trees * self.dtype.itemsize > max_bytes:
             raise ValueError("the prefix table would pass max_bytes")
         rank = np.searchsorted(used, feat)
@@ -137,10 +136,6 @@ class RowPrefix:
         else:  # every tree is a single leaf
             alive = np.ones(self.n_trees, dtype=self.dtype)
         return np.add(self.base, _lowest_bit_plus_one(alive, self.unsigned))
-
-    def leaves(self, x: np.ndarray) -> np.ndarray:
-        """Leaf-table row reached in each tree by the row ``x`` [F]: int32 [trees]."""
-        return self.leaf_rows.take(self.cells(x))
 
     def leaves_batch(self, x: np.ndarray) -> np.ndarray:
         """Leaf-table row reached in each tree by each row of ``x`` [N, F]: int32 [trees, N].
