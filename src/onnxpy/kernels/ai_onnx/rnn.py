@@ -379,12 +379,10 @@ def gru(
         if c.clip is None and c.lens is None and default_functions:
             y, yh = gru_loop(c.x, prepared.get(w, r, b, c.x.dtype), h0, c.directions)
             return _finish(c, layout, y, [yh])
-        return _gru_general(c, w, r, b, h0, layout, linear_before_reset, funcs_of(c))
-
-    def funcs_of(c: _Common) -> list[list[Activation]]:
-        return _activations(
+        funcs = _activations(
             activations, activation_alpha, activation_beta, _GRU_DEFAULTS, c.num_directions
         )
+        return _gru_general(c, w, r, b, h0, layout, linear_before_reset, funcs)
 
     return run
 
