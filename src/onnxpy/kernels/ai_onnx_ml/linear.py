@@ -5,6 +5,7 @@ Scores are X @ W.T + b in float64 (scikit-learn's precision), cast to float32 at
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -33,6 +34,11 @@ def _weights(
     return coef.reshape(rows, -1), bias
 
 
+# Batches of at most this many scores add the bias as one flat run of the bias tiled per row:
+# NumPy broadcasts a row of 2 slowly (1000 x 2 float64: 5.6 us, the tiled run 1.2 us).
+_TILED_BIAS_MAX = 1 << 16
+
+
 class _Scores:
     """X @ W.T + b in float64, with W.T laid out contiguous once."""
 
@@ -40,6 +46,7 @@ class _Scores:
         self.coef_t = np.ascontiguousarray(coef.T)  # [F, rows]
         self.bias = bias
         self.n_features = coef.shape[1]
+        self._tiled = bias  # the bias repeated for the last small batch's rows
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if not (x.__class__ is np.ndarray and x.ndim == 2 and x.shape[1] == self.n_features):
@@ -51,16 +58,47 @@ class _Scores:
         if x.dtype.kind not in "fiu":
             raise TypeError(f"linear models take numeric input, got {x.dtype}")
         scores = np.matmul(x.astype(np.float64), self.coef_t)
-        scores += self.bias
+        if scores.size > _TILED_BIAS_MAX:
+            scores += self.bias
+            return scores
+        flat = scores.reshape(-1)
+        tiled = self._tiled
+        if len(tiled) != len(flat):
+            tiled = self._tiled = np.tile(self.bias, len(scores))
+        np.add(flat, tiled, out=flat)
         return scores
+
+
+def best_class(scores: np.ndarray) -> np.ndarray:
+    """Index of each row's best score [N] as onnxruntime picks it: the first score greater
+    than every score before it, so a NaN is never picked after the first column, and a NaN
+    first column wins the row (NumPy's argmax picks the first NaN instead)."""
+    if scores.shape[1] == 2 and len(scores) > 16:
+        # Binary batches: one comparison (1000 rows: 1.6 us; argmax 4 us). On a few rows the
+        # column views cost more than argmax.
+        return np.greater(scores[:, 1], scores[:, 0]).view(np.uint8)
+    best = scores.argmax(axis=1)
+    if len(best) == 1:  # one row: argmax picks a NaN exactly when the row has one
+        suspect = math.isnan(scores[0, best[0]])
+    else:  # a NaN sum (a NaN, or inf - inf) takes the careful path
+        flat = scores.reshape(-1)
+        suspect = math.isnan(sum(flat.tolist()) if len(flat) <= 64 else np.dot(flat, flat))
+    if suspect:
+        best = np.where(np.isnan(scores), -np.inf, scores).argmax(axis=1)
+        best[np.isnan(scores[:, 0])] = 0
+    return best
 
 
 def _logistic32(s: np.ndarray) -> np.ndarray:
     """logistic(s) rounded to float32, in place on the float64 scores ``s``.
 
     1 / (1 + exp(-s)) with s clipped at -110 from below: exp stays finite, and every s below
-    -104 rounds to float32 0 either way.
+    -104 rounds to float32 0 either way. A row or two is done in Python floats (0.8 us
+    where the five NumPy calls take 2.8 us).
     """
+    if s.size <= 8:
+        flat = [1.0 / (1.0 + math.exp(min(-v, 110.0))) for v in s.reshape(-1).tolist()]
+        return np.array(flat, dtype=np.float32).reshape(s.shape)
     np.negative(s, out=s)
     np.minimum(s, 110.0, out=s)
     np.exp(s, out=s)
@@ -111,7 +149,7 @@ def linear_classifier(
                 return label, z
             z = np.stack([1.0 - s, s], axis=1)
             return label, (apply_post(z, post) if post == "PROBIT" else z).astype(np.float32)
-        label = labels.take(scores.argmax(axis=1)) if len(scores) else labels[:0].copy()
+        label = labels.take(best_class(scores)) if len(scores) else labels[:0].copy()
         if post == "LOGISTIC":
             return label, _logistic32(scores)
         return label, apply_post(scores, post).astype(np.float32)
