@@ -234,6 +234,54 @@ def test_tree_classifier_multiclass():
     np.testing.assert_allclose(z, [[1, 0, 1], [0.4, 0, 1.6], [0, 3, 0]], rtol=1e-6)
 
 
+@pytest.mark.parametrize("post", ["NONE", "SOFTMAX", "LOGISTIC", "SOFTMAX_ZERO", "PROBIT"])
+@pytest.mark.parametrize("base", [None, [0.25, -1.0, 0.5]])
+def test_tree_classifier_one_row_is_the_batch_row_bit_for_bit(post, base):
+    """One row (scored in Python floats for NONE/SOFTMAX/LOGISTIC) gives the very float32s
+    and label its row gets in a batch (NumPy calls), and onnxruntime's."""
+    ort = pytest.importorskip("onnxruntime")
+    attrs = _classifier(post_transform=post, **({"base_values": base} if base else {}))
+    node = helper.make_node("TreeEnsembleClassifier", ["X"], ["L", "P"], domain=ML, **attrs)
+    graph = helper.make_graph(
+        [node],
+        "forest",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 2])],
+        [
+            helper.make_tensor_value_info("L", TensorProto.INT64, [None]),
+            helper.make_tensor_value_info("P", TensorProto.FLOAT, [None, 3]),
+        ],
+    )
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid(ML, 3)]
+    model = helper.make_model(graph, opset_imports=opsets, ir_version=8).SerializeToString()
+    sess = onnxpy.InferenceSession(model)
+    oracle = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    batch = sess.run(None, {"X": X_TREES})
+    for i in range(len(X_TREES)):
+        row = X_TREES[i : i + 1]
+        label, z = sess.run(None, {"X": row})
+        np.testing.assert_array_equal(label, batch[0][i : i + 1])
+        np.testing.assert_array_equal(z, batch[1][i : i + 1])
+        want_label, want_z = oracle.run(None, {"X": row})
+        np.testing.assert_array_equal(label, want_label)
+        # onnxruntime's PROBIT approximates the inverse normal CDF: Phi^-1(0.65) = 0.385320
+        # and Phi^-1(0.25) = -0.674490 (onnxpy) where it gives 0.385340 and -0.674574.
+        rtol = 5e-4 if post == "PROBIT" else 1e-6
+        np.testing.assert_allclose(z, want_z, rtol=rtol, atol=1e-7)
+
+
+def test_tree_classifier_one_row_falls_back_on_non_finite_scores():
+    from onnxpy.kernels.ai_onnx_ml import trees
+
+    labels = np.array([10, 20, 30])
+    assert trees._multiclass_row([1.0, np.inf, 0.0], None, labels, "SOFTMAX") is None
+    assert trees._multiclass_row([1.0, np.nan, 0.0], None, labels, "NONE") is None
+    assert trees._multiclass_row([1.0, 2.0, 0.0], [0.0, -np.inf, 0.0], labels, "NONE") is None
+    label, z = trees._multiclass_row([1.0, 3.0, 3.0], [0.5, 0.0, 0.0], labels, "SOFTMAX")
+    np.testing.assert_array_equal(label, [20])  # the first of the tied best
+    e = np.exp(np.array([1.5, 3.0, 3.0]) - 3.0)
+    np.testing.assert_array_equal(z, (e / e.sum())[None].astype(np.float32))
+
+
 def test_tree_classifier_string_labels_base_values_softmax():
     attrs = _classifier(
         classlabels_int64s=None,
