@@ -32,6 +32,7 @@ __all__ = [
     "centred",
     "requantize",
     "Requantizer",
+    "fast_clip",
 ]
 
 EXACT_FLOAT32 = float(2**24)
@@ -93,6 +94,8 @@ class ExactWeights:
             self.chunks = [(0, k)]
         self.mat = np.ascontiguousarray(w.astype(self.dtype))
         self._views = [self.mat[..., a:b] for a, b in self.chunks]
+        # A 2-D weight in one chunk: ``right`` of a matrix is one BLAS call on this view.
+        self._t = self.mat.T if w.ndim == 2 and len(self.chunks) == 1 else None
 
     def left(self, cols: np.ndarray) -> np.ndarray:
         """``w @ cols`` exactly (float32 when one chunk serves, else float64)."""
@@ -107,6 +110,8 @@ class ExactWeights:
 
     def right(self, a: np.ndarray) -> np.ndarray:
         """``a @ w^T`` exactly (float32 when one chunk serves, else float64)."""
+        if self._t is not None and a.ndim == 2:
+            return blas_matmul(a, self._t)
         if len(self.chunks) == 1:
             return _matmul_rows(a, self.mat)
         acc = None
@@ -150,31 +155,42 @@ def _plan_chunks(absw: np.ndarray, bound: int) -> list[tuple[int, int]]:
     return chunks
 
 
+# The clip ufunc itself: ``np.clip``'s Python wrapper costs ~1.5 us a call, which is most of a
+# one-row layer's requantization.
+fast_clip = getattr(getattr(np, "_core", None), "umath", None)
+fast_clip = getattr(fast_clip, "clip", np.clip)
+
+
 class Requantizer:
     """``saturate(round((acc + offset) * multiplier) + zero_point)`` as ``dtype``, with the
-    constants folded once into ``rint(acc * m + a) + zp``: five passes over a fresh product (the
-    zero point's addition writes the integer result). ``offset`` and ``multiplier`` broadcast
-    against the product (per output column or channel)."""
+    constants folded once into ``rint(clip(acc * m + a, lo - zp, hi - zp)) + zp``: clipping
+    before rounding is the same (the bounds are integers), and with a zero point of 0 the
+    rounding pass writes the integer result itself, so a fresh product takes three passes
+    (four with an offset or a zero point). ``offset`` and ``multiplier`` broadcast against the
+    product (per output column or channel)."""
 
     def __init__(self, offset, multiplier, zero_point: float, dtype: np.dtype) -> None:
         m = np.asarray(multiplier, dtype=np.float64)
-        self.mult = m.astype(np.float32)
+        self.mult = m.astype(np.float32) if m.ndim else np.float32(m)
         self.add = None
         if offset is not None and np.any(offset):
             self.add = np.asarray(np.asarray(offset, dtype=np.float64) * m, dtype=np.float32)
-        self.zero = np.float32(zero_point)
+        self.zero = np.float32(zero_point) if zero_point else None
         self.dtype = np.dtype(dtype)
         lo, hi = integer_range(self.dtype)
-        self.lo, self.hi = lo - zero_point, hi - zero_point
+        self.lo, self.hi = np.float32(lo - zero_point), np.float32(hi - zero_point)
 
     def __call__(self, acc: np.ndarray) -> np.ndarray:
         np.multiply(acc, self.mult, out=acc)
         if self.add is not None:
             np.add(acc, self.add, out=acc)
-        np.rint(acc, out=acc)
-        np.clip(acc, self.lo, self.hi, out=acc)
+        fast_clip(acc, self.lo, self.hi, out=acc)
         out = np.empty(acc.shape, dtype=self.dtype)
-        np.add(acc, self.zero, out=out, casting="unsafe")  # the zero point after rounding
+        if self.zero is None:
+            np.rint(acc, out=out, casting="unsafe")
+        else:
+            np.rint(acc, out=acc)
+            np.add(acc, self.zero, out=out, casting="unsafe")  # the zero point after rounding
         return out
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 
+from onnxpy.kernels.intgemm import fast_clip
 from onnxpy.kernels.registry import register
 from onnxpy.types import ELEM_TYPE_TO_DTYPE, INTEGER_RANGES
 
@@ -217,36 +218,88 @@ def _per_tensor_8bit(x, scale, zero_point, block_size, precision):
     return s.reshape(()), float(z.reshape(())), z.dtype
 
 
-def _quantize_fast(x: np.ndarray, scale, zero_point: float, dtype: np.dtype) -> np.ndarray:
+def _quantize_fast(
+    x: np.ndarray, scale, zero_point: float, dtype: np.dtype, finite: bool = False
+) -> np.ndarray:
     """saturate(round(x / scale) + zp) in float32 (one correctly rounded division); the zero
     point is added after rounding (adding it first could round the quotient's fraction), by the
-    pass that writes the 8-bit result."""
+    pass that writes the 8-bit result. ``finite``: the caller knows x holds no NaN."""
     lo, hi = INTEGER_RANGES[dtype]
     out = np.empty(x.shape, dtype=dtype)
     with np.errstate(all="ignore"):
         q = np.divide(x, scale)
         np.rint(q, out=q)
-        nan = np.isnan(q)
-        if nan.any():
-            q[nan] = -zero_point  # NaN -> 0, as the general path
-        np.clip(q, lo - zero_point, hi - zero_point, out=q)
+        if not finite:
+            nan = np.isnan(q)
+            if nan.any():
+                q[nan] = -zero_point  # NaN -> 0, as the general path
+        fast_clip(q, lo - zero_point, hi - zero_point, out=q)
         np.add(q, np.float32(zero_point), out=out, casting="unsafe")
     return out
+
+
+_ZERO = np.float32(0)
+_U8_STEPS = np.float32(255)
+
+
+def dynamic_range(x: np.ndarray) -> tuple[np.float32, int, bool] | None:
+    """DynamicQuantizeLinear's (scale, zero point) for float32 ``x``, and whether any value
+    would saturate (so a clip is needed): None when the scale is 0 or not finite (an empty,
+    all-zero or NaN/inf input), which the general path handles. Two reductions over the flat
+    data; the rest is scalar float32 arithmetic, as the spec computes it."""
+    if not x.size:
+        return None
+    flat = x.reshape(-1)
+    mn, mx = np.minimum.reduce(flat), np.maximum.reduce(flat)
+    lo, hi = min(_ZERO, mn), max(_ZERO, mx)  # NaN: both stay 0, so the scale is 0
+    scale = np.float32((hi - lo) / _U8_STEPS)
+    s = float(scale)
+    if not 0.0 < s < float("inf"):
+        return None
+    zp = min(max(round(float(-lo / scale)), 0), 255)  # round(): halves to even, as rint
+    # Division and rounding are monotonic, so the extremes' quotients bound every value's.
+    saturates = float(np.rint(mn / scale)) < -zp or float(np.rint(mx / scale)) > 255 - zp
+    return scale, zp, saturates
+
+
+def dynamic_centred(x: np.ndarray) -> tuple[np.ndarray, np.float32] | None:
+    """``DynamicQuantizeLinear(x) - zero_point`` as float32 (integers in [-255, 255], ready
+    for an exact product), with the scale; None where ``dynamic_range`` is None. Two passes
+    (divide, round) after the reductions, three when a value saturates."""
+    found = dynamic_range(x)
+    if found is None:
+        return None
+    scale, zp, saturates = found
+    q = np.divide(x, scale)
+    np.rint(q, out=q)
+    if saturates:
+        fast_clip(q, np.float32(-zp), np.float32(255 - zp), out=q)
+    return q, scale
 
 
 @register("DynamicQuantizeLinear", since=11)
 def dynamic_quantize_linear(x, /):
     """uint8 quantization with scale and zero point from the data range (including 0)."""
     x = np.asarray(x, dtype=np.float32)
-    zero = np.float32(0)
-    lo = min(zero, x.min()) if x.size else zero
-    hi = max(zero, x.max()) if x.size else zero
-    scale = np.float32((hi - lo) / np.float32(255))  # float32 arithmetic, as the spec's
-    if scale == 0:
-        return np.zeros(x.shape, np.uint8), np.array(scale), np.array(0, dtype=np.uint8)
-    zp = min(max(round(float(-lo / scale)), 0), 255)  # round(): halves to even, as rint
-    y = _quantize_fast(x, scale, float(zp), _UINT8)
-    return y, np.array(scale, dtype=np.float32), np.array(zp, dtype=np.uint8)
+    found = dynamic_range(x)
+    if found is None:  # empty, all zeros, or NaN/inf in the data: the scale is 0 or not finite
+        zero = np.float32(0)
+        lo = min(zero, x.min()) if x.size else zero
+        hi = max(zero, x.max()) if x.size else zero
+        scale = np.float32((hi - lo) / np.float32(255))
+        if scale == 0:
+            return np.zeros(x.shape, np.uint8), np.array(scale), np.array(0, dtype=np.uint8)
+        zp = min(max(round(float(-lo / scale)), 0), 255)
+        y = _quantize_fast(x, scale, float(zp), _UINT8)
+        return y, np.array(scale, dtype=np.float32), np.array(zp, dtype=np.uint8)
+    scale, zp, saturates = found
+    out = np.empty(x.shape, dtype=_UINT8)
+    q = np.divide(x, scale)
+    np.rint(q, out=q)
+    if saturates:
+        fast_clip(q, np.float32(-zp), np.float32(255 - zp), out=q)
+    np.add(q, np.float32(zp), out=out, casting="unsafe")
+    return out, np.array(scale, dtype=np.float32), np.array(zp, dtype=np.uint8)
 
 
 _UINT8 = np.dtype(np.uint8)

@@ -26,6 +26,7 @@ from onnxpy.kernels.ai_onnx.pool import average_pool
 from onnxpy.kernels.ai_onnx.qlinear import ConstantCache, input_dtype, integer_product_rows
 from onnxpy.kernels.ai_onnx.quantize import (
     dequantize_linear,
+    dynamic_centred,
     dynamic_quantize_linear,
     quantize_linear,
 )
@@ -340,27 +341,43 @@ def dynamic_quantize_matmul(info: NodeInfo):
     """A quantized to uint8 from its own range (DynamicQuantizeLinear), then the integer
     product rescaled to float32, plus bias."""
     fixed = _row_product(info, 1, 3)
+    scales = _ColumnScales(info.constant_inputs.get(2))
 
     def run(a, b, b_scale, b_zero_point=None, bias=None, /):
         a = np.asarray(a)
-        if fixed is not None and a.dtype == np.float32 and a.size:
+        if fixed is not None and a.dtype == _F32:
             # DynamicQuantizeLinear's integers minus their zero point, kept as floats for the
-            # product: clip(rint(a / s), -zp, 255 - zp) is exactly quantize(a) - zp.
-            lo, hi = min(np.float32(0), a.min()), max(np.float32(0), a.max())
-            scale = np.float32((hi - lo) / np.float32(255))
-            if np.isfinite(scale) and scale > 0:
-                zp = min(max(round(float(-lo / scale)), 0), 255)
-                q = np.divide(a, scale)
-                np.rint(q, out=q)
-                np.clip(q, -zp, 255 - zp, out=q)
-                s = float(scale) * np.asarray(b_scale, dtype=np.float64).reshape(-1)
-                return _FloatOutput(0.0, s, bias)(fixed.with_zero_point_removed(q))
+            # product (exactly quantize(a) - zp).
+            found = dynamic_centred(a)
+            if found is not None:
+                q, scale = found
+                acc = fixed.with_zero_point_removed(q)
+                y = acc if acc.dtype == _F32 else np.empty(acc.shape, dtype=_F32)
+                np.multiply(acc, scales.times(b_scale, scale), out=y, casting="unsafe")
+                if bias is not None:
+                    np.add(y, bias, out=y)
+                return y
         aq, a_scale, a_zp = dynamic_quantize_linear(a)
         acc, term = _product(fixed, aq, float(a_zp), b, b_zero_point)
         scale = float(a_scale) * np.asarray(b_scale, dtype=np.float64).reshape(-1)
         return _FloatOutput(term, scale, bias)(acc)
 
     return run
+
+
+class _ColumnScales:
+    """``a_scale * b_scale`` (per tensor or per output column) as float32, with a constant
+    ``b_scale`` converted once: one small multiply a call."""
+
+    def __init__(self, constant: np.ndarray | None) -> None:
+        self.constant = constant
+        self.f32 = None if constant is None else np.asarray(constant, _F32).reshape(-1)
+
+    def times(self, b_scale, a_scale: np.float32) -> np.ndarray:
+        if b_scale is self.constant and self.f32 is not None:
+            return np.multiply(self.f32, a_scale)
+        s = float(a_scale) * np.asarray(b_scale, dtype=np.float64).reshape(-1)
+        return s.astype(_F32)
 
 
 # -- MatMulNBits ---------------------------------------------------------------------------------
