@@ -59,6 +59,16 @@ class ConstantCache:
         self.value = None
         self.key = None
 
+    def holds(self, args: Sequence[object]) -> bool:
+        """Whether ``args`` are the node's constants themselves (extra trailing args, absent
+        inputs, are ignored)."""
+        if not self.usable:
+            return False
+        for a, c in zip(args, self.constants):
+            if a is not c:
+                return False
+        return True
+
     def get(self, args: Sequence[object], key, make: Callable[[], object]):
         if self.usable and all(a is c for a, c in zip(args, self.constants)):
             if self.value is None or self.key != key:
@@ -78,14 +88,22 @@ class _RowProduct:
         self.b = np.asarray(b)
         self.zb = 0.0 if b_zero_point is None else _f64(b_zero_point).reshape(-1)
         self.weights: dict[np.dtype, ExactWeights] = {}
+        self._per_zero_point: dict[tuple, tuple] = {}
 
     def __call__(self, a: np.ndarray, za: float) -> tuple[np.ndarray, np.ndarray]:
-        """(exact product of the centred a, the [N] term the zero point adds, float64)."""
-        ew = self.weights.get(a.dtype)
-        if ew is None:
-            ew = self.weights[a.dtype] = ExactWeights((_f64(self.b) - self.zb).T, a.dtype)
-        c = centre_of(a.dtype)
-        return ew.right(centred(a, c, ew.dtype)), (c - za) * ew.row_sums
+        """(exact product of the centred a, the [N] term the zero point adds, float64: shared
+        between calls, not to be written)."""
+        found = self._per_zero_point.get((a.dtype, za))
+        if found is None:
+            ew = self.weights.get(a.dtype)
+            if ew is None:
+                ew = self.weights[a.dtype] = ExactWeights((_f64(self.b) - self.zb).T, a.dtype)
+            c = centre_of(a.dtype)
+            if len(self._per_zero_point) > 16:  # a zero point that changes per call
+                self._per_zero_point.clear()
+            found = self._per_zero_point[(a.dtype, za)] = (ew, c, (c - za) * ew.row_sums)
+        ew, c, term = found
+        return ew.right(centred(a, c, ew.dtype)), term
 
     def with_zero_point_removed(self, q: np.ndarray) -> np.ndarray:
         """``q @ (b - zb)^T`` for ``q`` already holding ``a - za`` as floats (|q| <= 255, the

@@ -14,7 +14,7 @@ import ml_dtypes
 import numpy as np
 
 from onnxpy.kernels.intgemm import fast_clip
-from onnxpy.kernels.registry import register
+from onnxpy.kernels.registry import NodeInfo, register
 from onnxpy.types import ELEM_TYPE_TO_DTYPE, INTEGER_RANGES
 
 # Float targets that have an out-of-range encoding (NaN/inf) when not saturating.
@@ -116,7 +116,60 @@ def _output_type(output_dtype: int, zero_point: object) -> np.dtype:
     return np.dtype(np.uint8)
 
 
-@register("QuantizeLinear", since=(10, 13, 19, 21, 23, 24, 25, 28))
+_VERSIONS = (10, 13, 19, 21, 23, 24, 25, 28)
+
+
+def _constant_8bit(info: NodeInfo) -> tuple | None:
+    """(scale, zero point, type) when a Q/DQ node's scale and zero point are constants of the
+    common per-tensor 8-bit kind, so a kernel can take them as they are: else None."""
+    consts = info.constant_inputs
+    if 1 not in consts or (info.num_inputs > 2 and 2 not in consts):
+        return None
+    return _per_tensor_8bit(np.empty(0, np.float32), consts[1], consts.get(2), 0, 0)
+
+
+@register("QuantizeLinear", since=_VERSIONS, factory=True)
+def quantize_linear_kernel(info: NodeInfo, **attrs):
+    """QuantizeLinear; float32 data with constant per-tensor 8-bit parameters takes
+    ``_quantize_fast`` directly (no per-call inspection of the parameters)."""
+    fast = None if any(attrs.get(k) for k in _WIDE) else _constant_8bit(info)
+    scale, zero = info.constant_inputs.get(1), info.constant_inputs.get(2)
+
+    def run(x, y_scale, y_zero_point=None, /):
+        if fast is not None and y_scale is scale and y_zero_point is zero:
+            x = np.asarray(x)
+            if x.dtype == _F32:
+                return _quantize_fast(x, *fast)
+        return quantize_linear(x, y_scale, y_zero_point, **attrs)
+
+    return run
+
+
+@register("DequantizeLinear", since=_VERSIONS, factory=True)
+def dequantize_linear_kernel(info: NodeInfo, **attrs):
+    """DequantizeLinear; 8-bit data with constant per-tensor parameters: two passes with the
+    parameters read once."""
+    fast = None if any(attrs.get(k) for k in _WIDE) else _constant_8bit(info)
+    scale, zero = info.constant_inputs.get(1), info.constant_inputs.get(2)
+
+    def run(x, x_scale, x_zero_point=None, /):
+        if fast is not None and x_scale is scale and x_zero_point is zero:
+            x = np.asarray(x)
+            if x.dtype == fast[2]:
+                zp = fast[1]
+                y = np.subtract(x, np.float32(zp), dtype=_F32) if zp else x.astype(_F32)
+                np.multiply(y, fast[0], out=y)
+                return y
+        return dequantize_linear(x, x_scale, x_zero_point, **attrs)
+
+    return run
+
+
+# Attributes that leave the per-tensor 8-bit case (blocked, another output type or precision).
+_WIDE = ("block_size", "output_dtype", "precision")
+_F32 = np.dtype(np.float32)
+
+
 def quantize_linear(
     x,
     y_scale,
@@ -153,7 +206,6 @@ def quantize_linear(
     return _quantize_values(q, zp, dtype, saturate)
 
 
-@register("DequantizeLinear", since=(10, 13, 19, 21, 23, 24, 25, 28))
 def dequantize_linear(x, x_scale, x_zero_point=None, /, *, axis=1, block_size=0, output_dtype=0):
     """y = (x - x_zero_point) * x_scale, in the output type (the scale's unless given)."""
     x = np.asarray(x)
@@ -218,22 +270,19 @@ def _per_tensor_8bit(x, scale, zero_point, block_size, precision):
     return s.reshape(()), float(z.reshape(())), z.dtype
 
 
-def _quantize_fast(
-    x: np.ndarray, scale, zero_point: float, dtype: np.dtype, finite: bool = False
-) -> np.ndarray:
+def _quantize_fast(x: np.ndarray, scale, zero_point: float, dtype: np.dtype) -> np.ndarray:
     """saturate(round(x / scale) + zp) in float32 (one correctly rounded division); the zero
     point is added after rounding (adding it first could round the quotient's fraction), by the
-    pass that writes the 8-bit result. ``finite``: the caller knows x holds no NaN."""
+    pass that writes the 8-bit result."""
     lo, hi = INTEGER_RANGES[dtype]
     out = np.empty(x.shape, dtype=dtype)
     with np.errstate(all="ignore"):
         q = np.divide(x, scale)
         np.rint(q, out=q)
-        if not finite:
-            nan = np.isnan(q)
-            if nan.any():
-                q[nan] = -zero_point  # NaN -> 0, as the general path
         fast_clip(q, lo - zero_point, hi - zero_point, out=q)
+        # Clipped values are finite and small, so their sum is NaN only where a value is.
+        if np.isnan(np.add.reduce(q.reshape(-1))):
+            q[np.isnan(q)] = -zero_point  # NaN -> 0, as the general path
         np.add(q, np.float32(zero_point), out=out, casting="unsafe")
     return out
 
