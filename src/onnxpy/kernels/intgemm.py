@@ -172,6 +172,8 @@ class Requantizer:
     def __init__(self, offset, multiplier, zero_point: float, dtype: np.dtype) -> None:
         m = np.asarray(multiplier, dtype=np.float64)
         self.mult = m.astype(np.float32) if m.ndim else np.float32(m)
+        if not m.ndim and m == 1.0:
+            self.mult = None  # the product is already in the output's scale
         self.add = None
         if offset is not None and np.any(offset):
             self.add = np.asarray(np.asarray(offset, dtype=np.float64) * m, dtype=np.float32)
@@ -181,7 +183,8 @@ class Requantizer:
         self.lo, self.hi = np.float32(lo - zero_point), np.float32(hi - zero_point)
 
     def __call__(self, acc: np.ndarray) -> np.ndarray:
-        np.multiply(acc, self.mult, out=acc)
+        if self.mult is not None:
+            np.multiply(acc, self.mult, out=acc)
         if self.add is not None:
             np.add(acc, self.add, out=acc)
         fast_clip(acc, self.lo, self.hi, out=acc)

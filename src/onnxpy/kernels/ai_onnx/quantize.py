@@ -279,10 +279,10 @@ def _quantize_fast(x: np.ndarray, scale, zero_point: float, dtype: np.dtype) -> 
     with np.errstate(all="ignore"):
         q = np.divide(x, scale)
         np.rint(q, out=q)
-        fast_clip(q, lo - zero_point, hi - zero_point, out=q)
-        # Clipped values are finite and small, so their sum is NaN only where a value is.
+        # The sum is NaN where a value is (or where infinities of both signs meet: rechecked).
         if np.isnan(np.add.reduce(q.reshape(-1))):
             q[np.isnan(q)] = -zero_point  # NaN -> 0, as the general path
+        fast_clip(q, lo - zero_point, hi - zero_point, out=q)
         np.add(q, np.float32(zero_point), out=out, casting="unsafe")
     return out
 

@@ -1,0 +1,198 @@
+"""The quantized kernels' fast paths (constant parameters taken once, dynamic ranges from two
+reductions, three-pass requantization) against onnxruntime as the oracle and against integer
+arithmetic done in int64: zero points at the ends of their range, per-channel scales,
+saturation, int8 and uint8 types, one row and many, all-equal activations, repeated runs of one
+session (the reused output stage)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper
+
+import onnxpy
+from onnxpy.kernels.intgemm import Requantizer
+from tests.kernels.test_qlinear import _model, assert_within_one_step
+
+rng = np.random.default_rng(11)
+_OUT = {np.dtype(np.uint8): TensorProto.UINT8, np.dtype(np.int8): TensorProto.INT8}
+
+
+def _run_both(node, feeds, consts, out_type, runs=2):
+    """Our outputs for ``runs`` runs of one session (the later ones take the reused path), and
+    onnxruntime's."""
+    data = _model(node, feeds, consts, out_type)
+    sess = onnxpy.InferenceSession(data)
+    ours = [sess.run(None, feeds)[0] for _ in range(runs)]
+    theirs = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    for o in ours:
+        assert o.dtype == theirs.dtype and o.shape == theirs.shape
+    return ours, theirs
+
+
+@pytest.mark.parametrize("zero_point", [0, 1, 128, 255])
+@pytest.mark.parametrize("multiplier", [1.0, 0.37, [0.01, 0.5, 2.0]])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_requantizer_matches_integer_reference(zero_point, multiplier, dtype):
+    dtype = np.dtype(dtype)
+    if dtype == np.int8:
+        zero_point -= 128
+    acc = rng.integers(-2000, 2000, (5, 3)).astype(np.float32)
+    acc[0] = [-1e6, 1e6, 0.5]  # saturates both ways; an exact half (0.5 * 1.0 rounds to 0)
+    offset = np.array([3.0, -7.0, 0.0])
+    m = np.asarray(multiplier, dtype=np.float64)
+    info = np.iinfo(dtype)
+    expected = np.clip(np.rint((acc + offset) * m) + zero_point, info.min, info.max)
+    got = Requantizer(offset, multiplier, zero_point, dtype)(acc.copy())
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, expected.astype(dtype))
+
+
+@pytest.mark.parametrize(
+    "kind", ["normal", "positive", "negative", "all_equal", "zeros", "one_value", "nan"]
+)
+@pytest.mark.parametrize("rows", [1, 37])
+def test_dynamic_quantize_linear_matches_onnxruntime(kind, rows):
+    x = rng.standard_normal((rows, 24)).astype(np.float32) * 3
+    if kind == "positive":
+        x = np.abs(x) + 0.25
+    elif kind == "negative":
+        x = -np.abs(x) - 0.25
+    elif kind == "all_equal":
+        x = np.full_like(x, 0.7)  # min == max: the range is [0, 0.7]
+    elif kind == "zeros":
+        x = np.zeros_like(x)
+    elif kind == "one_value":
+        x = np.zeros_like(x)
+        x[0, 3] = -2.5
+    elif kind == "nan":
+        x[0, 0] = np.nan
+    node = helper.make_node("DynamicQuantizeLinear", ["x"], ["y", "ys", "yz"])
+    outs = [
+        helper.make_tensor_value_info("y", TensorProto.UINT8, x.shape),
+        helper.make_tensor_value_info("ys", TensorProto.FLOAT, []),
+        helper.make_tensor_value_info("yz", TensorProto.UINT8, []),
+    ]
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)], outs
+    )
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    data.ir_version = 9
+    ours = onnxpy.InferenceSession(data.SerializeToString()).run(None, {"x": x})
+    theirs = ort.InferenceSession(data.SerializeToString(), providers=["CPUExecutionProvider"])
+    theirs = theirs.run(None, {"x": x})
+    if kind == "nan":  # onnxruntime's handling of NaN is its own; ours: the scale is 0
+        assert ours[1] == 0 and not ours[0].any()
+        return
+    if kind == "zeros":  # the spec's scale is 0; onnxruntime writes 1 (no value depends on it)
+        ours, theirs = [ours[0], ours[2]], [theirs[0], theirs[2]]
+    for o, t in zip(ours, theirs):
+        np.testing.assert_array_equal(o, t)
+
+
+@pytest.mark.parametrize("rows", [1, 9])
+@pytest.mark.parametrize("kind", ["normal", "all_equal", "negative", "zeros"])
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_dynamic_quantize_matmul_fast_path(rows, kind, per_channel):
+    x = rng.standard_normal((rows, 40)).astype(np.float32)
+    if kind == "all_equal":
+        x = np.full_like(x, -1.25)
+    elif kind == "negative":
+        x = -np.abs(x)
+    elif kind == "zeros":
+        x = np.zeros_like(x)
+    b = rng.integers(-127, 128, (40, 6)).astype(np.int8)
+    sb = (rng.random(6) * 0.05 + 0.01).astype(np.float32) if per_channel else np.float32(0.03)
+    consts = dict(b=b, sb=sb, zb=np.int8(0), bias=rng.standard_normal(6).astype(np.float32))
+    node = helper.make_node(
+        "DynamicQuantizeMatMul", ["x", "b", "sb", "zb", "bias"], ["y"], domain="com.microsoft"
+    )
+    ours, theirs = _run_both(node, {"x": x}, consts, TensorProto.FLOAT)
+    for o in ours:
+        np.testing.assert_allclose(o, theirs, rtol=1e-4, atol=1e-3)
+
+
+def test_dynamic_quantize_matmul_scale_as_input():
+    """A b_scale that is a graph input (not constant) takes the per-call scale product."""
+    x = rng.standard_normal((3, 16)).astype(np.float32)
+    b = rng.integers(-127, 128, (16, 4)).astype(np.int8)
+    sb = (rng.random(4) * 0.05 + 0.01).astype(np.float32)
+    node = helper.make_node(
+        "DynamicQuantizeMatMul", ["x", "b", "sb"], ["y"], domain="com.microsoft"
+    )
+    ours, theirs = _run_both(node, {"x": x, "sb": sb}, {"b": b}, TensorProto.FLOAT)
+    np.testing.assert_allclose(ours[1], theirs, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype,zero_point", [(np.uint8, 0), (np.uint8, 255), (np.int8, -128)])
+@pytest.mark.parametrize("rows", [1, 8])
+def test_qgemm_constant_parameters_reused(dtype, zero_point, rows):
+    info = np.iinfo(dtype)
+    a = rng.integers(info.min, info.max + 1, (rows, 30)).astype(dtype)  # A and y share a type
+    b = rng.integers(-127, 128, (5, 30)).astype(np.int8)
+    consts = {"b": b, "as": np.float32(0.05), "az": np.dtype(dtype).type(info.max)}
+    consts["bz"] = np.zeros(5, np.int8)
+    consts["bs"] = (rng.random(5) * 0.02 + 0.005).astype(np.float32)  # per channel
+    consts["c"] = rng.integers(-3000, 3000, 5).astype(np.int32)
+    consts.update(ys=np.float32(0.3), yz=np.dtype(dtype).type(zero_point))
+    ins = ["a", "as", "az", "b", "bs", "bz", "c", "ys", "yz"]
+    node = helper.make_node("QGemm", ins, ["y"], domain="com.microsoft", transB=1)
+    ours, theirs = _run_both(node, {"a": a}, consts, _OUT[np.dtype(dtype)], runs=3)
+    for o in ours:
+        assert_within_one_step(o, theirs)
+    assert (theirs == info.min).any() or (theirs == info.max).any()  # saturation happens
+
+
+@pytest.mark.parametrize("dtype,zero_point", [(np.uint8, 0), (np.uint8, 200), (np.int8, 127)])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_qlinear_conv_constant_parameters_reused(dtype, zero_point, batch):
+    info = np.iinfo(dtype)
+    x = rng.integers(info.min, info.max + 1, (batch, 4, 6, 6)).astype(dtype)  # x and y: one type
+    w = rng.integers(-127, 128, (5, 4, 3, 3)).astype(np.int8)
+    ws = (rng.random(5) * 0.01 + 0.005).astype(np.float32)
+    consts = dict(sx=np.float32(0.03), zx=np.dtype(dtype).type(info.min), w=w, sw=ws)
+    consts["zw"] = np.zeros(5, np.int8)
+    consts.update(sy=np.float32(0.2), zy=np.dtype(dtype).type(zero_point))
+    consts["bias"] = rng.integers(-900, 900, 5).astype(np.int32)
+    ins = ["x", "sx", "zx", "w", "sw", "zw", "sy", "zy", "bias"]
+    node = helper.make_node("QLinearConv", ins, ["y"], pads=[1, 1, 1, 1])
+    ours, theirs = _run_both(node, {"x": x}, consts, _OUT[np.dtype(dtype)], runs=3)
+    for o in ours:
+        assert_within_one_step(o, theirs)
+
+
+@pytest.mark.parametrize(
+    "dtype,zero_point", [(np.uint8, 0), (np.uint8, 255), (np.int8, -128), (np.int8, 127)]
+)
+@pytest.mark.parametrize("rows", [1, 50])
+def test_quantize_dequantize_constant_parameters(dtype, zero_point, rows):
+    x = (rng.standard_normal((rows, 7)) * 20).astype(np.float32)  # saturates both ways
+    x[0, :3] = [0.5, 1.5, -2.5]  # exact halves (scale 1): ties to even
+    scale = np.float32(1.0) if rows == 1 else np.float32(0.1)
+    consts = {"s": scale, "z": np.dtype(dtype).type(zero_point)}
+    q = helper.make_node("QuantizeLinear", ["x", "s", "z"], ["y"])
+    ours, theirs = _run_both(q, {"x": x}, consts, _OUT[np.dtype(dtype)])
+    for o in ours:
+        np.testing.assert_array_equal(o, theirs)
+    dq = helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])
+    ours, theirs = _run_both(dq, {"q": theirs}, consts, TensorProto.FLOAT)
+    for o in ours:
+        np.testing.assert_array_equal(o, theirs)
+
+
+def test_quantize_linear_nan_and_parameters_as_inputs():
+    """NaN quantizes to 0 on the constant-parameter path as on the general one (parameters
+    given as graph inputs); finite values match onnxruntime."""
+    x = np.array([[np.nan, 1.0, -300.0, 2.6]], np.float32)
+    consts = {"s": np.float32(0.5), "z": np.uint8(10)}
+    node = helper.make_node("QuantizeLinear", ["x", "s", "z"], ["y"])
+    fast, _ = _run_both(node, {"x": x}, consts, TensorProto.UINT8)
+    np.testing.assert_array_equal(fast[0], [[0, 12, 0, 15]])
+    as_input = {"x": x, "s": np.array(0.5, np.float32)}
+    data = _model(node, as_input, {"z": consts["z"]}, TensorProto.UINT8)
+    general = onnxpy.InferenceSession(data).run(None, as_input)[0]
+    np.testing.assert_array_equal(fast[0], general)
+    feeds = {"x": x[:, 1:], "s": np.array(0.5, np.float32)}
+    ours, theirs = _run_both(node, feeds, {"z": np.uint8(10)}, TensorProto.UINT8)
+    np.testing.assert_array_equal(ours[0], theirs)
