@@ -12,6 +12,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import onnxpy
+from onnxpy.kernels.ai_onnx.qlinear import ConvGeometry, IntegerConv, integer_product_rows
 from onnxpy.kernels.intgemm import Requantizer
 from tests.kernels.test_qlinear import _model, assert_within_one_step
 
@@ -196,3 +197,40 @@ def test_quantize_linear_nan_and_parameters_as_inputs():
     feeds = {"x": x[:, 1:], "s": np.array(0.5, np.float32)}
     ours, theirs = _run_both(node, feeds, {"z": np.uint8(10)}, TensorProto.UINT8)
     np.testing.assert_array_equal(ours[0], theirs)
+
+
+@pytest.mark.parametrize("group,kernel,pads", [(1, 3, [1, 1, 1, 1]), (2, 1, [0, 0, 0, 0])])
+def test_baked_offset_conv_with_another_zero_point(group, kernel, pads):
+    """A convolution laid out with (x_zp 5, bias) baked in, called with x_zp 9: product plus
+    term is still the exact (x - 9) * w + ... sum, checked in int64."""
+    x = rng.integers(0, 256, (2, 4, 5, 5)).astype(np.uint8)
+    w = rng.integers(-127, 128, (6, 4 // group, kernel, kernel)).astype(np.int8)
+    bias = rng.integers(-5000, 5000, 6).astype(np.int32)
+    geom = ConvGeometry("NOTSET", None, group, None, pads, None)
+    acc, term = IntegerConv(w, None, geom, bake=(5.0, bias))(x, 9.0)
+    got = acc + term.reshape(-1, 1, 1)
+    xs = np.pad(x.astype(np.int64) - 9, [(0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])])
+    cg, m = 4 // group, 6
+    ref = np.zeros(acc.shape, np.int64)
+    for o in range(m):
+        gi = o // (m // group)
+        for i in range(acc.shape[2]):
+            for j in range(acc.shape[3]):
+                patch = xs[:, gi * cg : (gi + 1) * cg, i : i + kernel, j : j + kernel]
+                ref[:, o, i, j] = (patch * w[o].astype(np.int64)).sum(axis=(1, 2, 3))
+    np.testing.assert_array_equal(got, ref)
+
+
+def test_baked_offset_rows_exact_when_the_offset_is_large():
+    """An offset near 2**24 is planned into the exactness bound (the product splits or
+    widens instead of rounding); another zero point gets the difference as its term."""
+    b = rng.integers(-127, 128, (300, 4)).astype(np.int8)
+    bias = np.array([2**24 - 3, -(2**24) + 1, 7, 0], np.int32)
+    product = integer_product_rows(b, None, np.dtype(np.uint8), bake=(3.0, bias))
+    a = rng.integers(0, 256, (5, 300)).astype(np.uint8)
+    for za in (3.0, 200.0):
+        acc, term = product(a, za)
+        ref = (a.astype(np.int64) - int(za)) @ b.astype(np.int64)
+        np.testing.assert_array_equal(acc.astype(np.float64) + term, ref)  # the caller adds C
+        if za == 3.0:  # the baked zero point and bias: the product itself is the whole sum
+            np.testing.assert_array_equal(acc, ref + bias)

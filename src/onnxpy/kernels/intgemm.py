@@ -80,14 +80,32 @@ class ExactWeights:
     ``[..., R]``) serves the zero-point correction.
     """
 
-    def __init__(self, w: np.ndarray, activation_dtype: np.dtype | None, bound: int = 0) -> None:
-        """``bound``: the largest |activation| when not given by ``activation_dtype``."""
+    def __init__(
+        self,
+        w: np.ndarray,
+        activation_dtype: np.dtype | None,
+        bound: int = 0,
+        offset: np.ndarray | None = None,
+    ) -> None:
+        """``bound``: the largest |activation| when not given by ``activation_dtype``.
+        ``offset`` (integers, ``[..., R]``): a constant added to every product, laid out as an
+        extra weight column that reads a column (row, for ``left``) of ones the caller appends
+        to the activation (``rows`` does); ``baked`` holds it, and ``extra`` is 1."""
         w = np.asarray(w, dtype=np.float64)
-        k = w.shape[-1]
         self.shape = w.shape
         self.row_sums = w.sum(axis=-1)
         bound = _bound(activation_dtype) if activation_dtype is not None else bound
-        self.chunks = _plan_chunks(np.abs(w).reshape(-1, k), bound)
+        absw = np.abs(w)
+        self.baked, self.extra = None, 0
+        if offset is not None:
+            self.baked = np.broadcast_to(np.asarray(offset, dtype=np.float64), w.shape[:-1])
+            self.extra = 1
+            w = np.concatenate([w, self.baked[..., None]], axis=-1)
+            # Read against 1, not ``bound``: the planner's bound * |w| is then |offset| (+ a hair).
+            column = np.abs(self.baked)[..., None] * ((1 + 1e-9) / max(bound, 1))
+            absw = np.concatenate([absw, column], axis=-1)
+        k = w.shape[-1]
+        self.chunks = _plan_chunks(absw.reshape(-1, k), bound)
         self.dtype = np.dtype(np.float32)
         if len(self.chunks) > MAX_CHUNKS:
             self.dtype = np.dtype(np.float64)
@@ -96,6 +114,16 @@ class ExactWeights:
         self._views = [self.mat[..., a:b] for a, b in self.chunks]
         # A 2-D weight in one chunk: ``right`` of a matrix is one BLAS call on this view.
         self._t = self.mat.T if w.ndim == 2 and len(self.chunks) == 1 else None
+
+    def rows(self, a: np.ndarray, centre: int) -> np.ndarray:
+        """``a - centre`` in this layout's float type, with the column of ones the baked
+        offset reads (one pass, plus the ones)."""
+        if not self.extra:
+            return centred(a, centre, self.dtype)
+        buf = np.empty((*a.shape[:-1], a.shape[-1] + 1), dtype=self.dtype)
+        centred(a, centre, self.dtype, out=buf[..., :-1])
+        buf[..., -1] = 1
+        return buf
 
     def left(self, cols: np.ndarray) -> np.ndarray:
         """``w @ cols`` exactly (float32 when one chunk serves, else float64)."""

@@ -28,7 +28,14 @@ from onnxpy.kernels.intgemm import (
 from onnxpy.kernels.registry import NodeInfo, register
 from onnxpy.kernels.scratch import scratch
 
-__all__ = ["ConvGeometry", "IntegerConv", "integer_product_rows", "ConstantCache", "input_dtype"]
+__all__ = [
+    "ConvGeometry",
+    "IntegerConv",
+    "integer_product_rows",
+    "ConstantCache",
+    "input_dtype",
+    "baked_zero",
+]
 
 _F32 = np.dtype(np.float32)
 
@@ -81,29 +88,48 @@ class ConstantCache:
 
 
 class _RowProduct:
-    """``(a - za) @ (b - zb)`` for a constant 2-D b: exact, as float32/float64 [..., M, N]."""
+    """``(a - za) @ (b - zb)`` for a constant 2-D b: exact, as float32/float64 [..., M, N].
 
-    def __init__(self, b: np.ndarray, b_zero_point: object) -> None:
+    ``bake`` = (za, bias or None), the model's constant activation zero point and int32 bias:
+    their per-column sum is laid into the product (``ExactWeights`` offset), so the output
+    stage adds nothing; a call with another zero point gets the difference as its term."""
+
+    def __init__(self, b: np.ndarray, b_zero_point: object, bake: tuple | None = None) -> None:
         # The integers are kept as they are; the float layout is made per activation type.
         self.b = np.asarray(b)
         self.zb = 0.0 if b_zero_point is None else _f64(b_zero_point).reshape(-1)
+        self.bake = bake
         self.weights: dict[np.dtype, ExactWeights] = {}
         self._per_zero_point: dict[tuple, tuple] = {}
 
+    def _layout(self, dtype: np.dtype) -> ExactWeights:
+        ew = self.weights.get(dtype)
+        if ew is None:
+            wt = (_f64(self.b) - self.zb).T
+            offset = None
+            if self.bake is not None:
+                za, bias = self.bake
+                offset = (centre_of(dtype) - za) * wt.sum(axis=-1)
+                if bias is not None:
+                    offset = offset + _f64(bias).reshape(-1)
+            ew = self.weights[dtype] = ExactWeights(wt, dtype, offset=offset)
+        return ew
+
     def __call__(self, a: np.ndarray, za: float) -> tuple[np.ndarray, np.ndarray]:
-        """(exact product of the centred a, the [N] term the zero point adds, float64: shared
-        between calls, not to be written)."""
+        """(exact product of the centred a, plus the baked offset; the [N] term the zero point
+        adds beyond what is baked, float64: shared between calls, not to be written)."""
         found = self._per_zero_point.get((a.dtype, za))
         if found is None:
-            ew = self.weights.get(a.dtype)
-            if ew is None:
-                ew = self.weights[a.dtype] = ExactWeights((_f64(self.b) - self.zb).T, a.dtype)
+            ew = self._layout(a.dtype)
             c = centre_of(a.dtype)
             if len(self._per_zero_point) > 16:  # a zero point that changes per call
                 self._per_zero_point.clear()
-            found = self._per_zero_point[(a.dtype, za)] = (ew, c, (c - za) * ew.row_sums)
+            term = (c - za) * ew.row_sums
+            if ew.baked is not None:
+                term = term - ew.baked
+            found = self._per_zero_point[(a.dtype, za)] = (ew, c, term)
         ew, c, term = found
-        return ew.right(centred(a, c, ew.dtype)), term
+        return ew.right(ew.rows(a, c)), term
 
     def with_zero_point_removed(self, q: np.ndarray) -> np.ndarray:
         """``q @ (b - zb)^T`` for ``q`` already holding ``a - za`` as floats (|q| <= 255, the
@@ -115,8 +141,8 @@ class _RowProduct:
 
     def prepare(self, dtype: np.dtype | None) -> None:
         """Lay the weight out now for activations of ``dtype`` (when known)."""
-        if dtype is not None and dtype.kind in "iu" and dtype not in self.weights:
-            self.weights[dtype] = ExactWeights((_f64(self.b) - self.zb).T, dtype)
+        if dtype is not None and dtype.kind in "iu":
+            self._layout(dtype)
 
 
 def input_dtype(info: NodeInfo, position: int) -> np.dtype | None:
@@ -133,14 +159,28 @@ def input_dtype(info: NodeInfo, position: int) -> np.dtype | None:
 
 
 def integer_product_rows(
-    b: np.ndarray, b_zero_point: object = None, activation: np.dtype | None = None
+    b: np.ndarray,
+    b_zero_point: object = None,
+    activation: np.dtype | None = None,
+    bake: tuple | None = None,
 ):
     """``f(a, a_zero_point) -> exact (a - za) @ (b - zb)`` for a constant 2-D integer ``b``
     (float32 or float64 result): shared by the com.microsoft integer MatMuls. With the
-    activation type known, the weight is laid out now (at session creation)."""
-    product = _RowProduct(b, b_zero_point)
+    activation type known, the weight is laid out now (at session creation). ``bake``: see
+    ``_RowProduct``."""
+    product = _RowProduct(b, b_zero_point, bake)
     product.prepare(activation)
     return product
+
+
+def baked_zero(info: NodeInfo, position: int, bias_position: int | None = None):
+    """(zero point, bias or None) to bake into a product when the activation's zero point at
+    ``position`` is a constant scalar (and the int32 bias, when constant); else None."""
+    za = info.constant_inputs.get(position)
+    if za is None or np.asarray(za).size != 1:
+        return None
+    bias = None if bias_position is None else info.constant_inputs.get(bias_position)
+    return _scalar(za), bias
 
 
 def _const_2d(info: NodeInfo, position: int, zp_position: int | None) -> bool:
@@ -206,10 +246,9 @@ def _rows(p: np.ndarray) -> np.ndarray:
 @register("QLinearMatMul", since=(10, 21), factory=True, fresh=True)
 def qlinear_matmul(info: NodeInfo):
     """Quantized numpy.matmul: exact integer product, then one rescale to y's quantization."""
+    consts = info.constant_inputs
     product = (
-        integer_product_rows(
-            info.constant_inputs[3], info.constant_inputs.get(5), input_dtype(info, 0)
-        )
+        integer_product_rows(consts[3], consts.get(5), input_dtype(info, 0), baked_zero(info, 2))
         if (_const_2d(info, 3, 5))
         else None
     )
@@ -276,8 +315,13 @@ class IntegerConv:
     group; the result is float [N, M, *out] plus, separately, the per-channel zero-point term.
     """
 
-    def __init__(self, w: np.ndarray, w_zero_point: object, geometry: ConvGeometry) -> None:
+    def __init__(
+        self, w: np.ndarray, w_zero_point: object, geometry: ConvGeometry, bake=None
+    ) -> None:
+        """``bake`` = (x_zp, bias or None): constants laid into the product (see
+        ``_RowProduct``); the im2col matrix then carries a row of ones."""
         w = np.asarray(w)
+        self.bake = bake
         m, cg = w.shape[:2]
         g = geometry.group
         if m % g:
@@ -297,7 +341,13 @@ class IntegerConv:
         if ew is None:
             m, g = self.shape[0], self.geometry.group
             wc = (_f64(self.w) - self.wz).reshape(g, m // g, self.kc)
-            ew = self.weights[dtype] = ExactWeights(wc, dtype)
+            offset = None
+            if self.bake is not None:
+                zx, bias = self.bake
+                offset = (centre_of(dtype) - zx) * wc.sum(axis=-1)
+                if bias is not None:
+                    offset = offset + _f64(bias).reshape(g, m // g)
+            ew = self.weights[dtype] = ExactWeights(wc, dtype, offset=offset)
         return ew
 
     def __call__(self, x: np.ndarray, x_zero_point: float) -> tuple[np.ndarray, np.ndarray]:
@@ -318,11 +368,13 @@ class IntegerConv:
         kc = self.kc
         pointwise = all(k == 1 for k in kernel) and not any(begin) and not any(end)
         if pointwise and all(s == 1 for s in strides):
-            (xs,) = scratch(x.shape, dtype=ew.dtype)
-            cols = centred(x, centre, ew.dtype, out=xs).reshape(n_batch, g, kc, p)
+            (cols,) = scratch((n_batch, g, kc + ew.extra, p), dtype=ew.dtype)
+            centred(x.reshape(n_batch, g, kc, p), centre, ew.dtype, out=cols[:, :, :kc])
         else:
             padded = tuple(i + b + e for i, b, e in zip(x.shape[2:], begin, end))
-            xp, cols = scratch((n_batch, c, *padded), (n_batch, g, kc, p), dtype=ew.dtype)
+            xp, cols = scratch(
+                (n_batch, c, *padded), (n_batch, g, kc + ew.extra, p), dtype=ew.dtype
+            )
             if any(begin) or any(end):
                 xp.fill(x_zero_point - centre)
                 inner = tuple(slice(b, b + i) for b, i in zip(begin, x.shape[2:]))
@@ -330,10 +382,16 @@ class IntegerConv:
             else:
                 centred(x, centre, ew.dtype, out=xp)
             view = window_view(xp, kernel, strides, dilations, out)
-            np.copyto(cols.reshape(view.shape), view)
+            split = (n_batch, g, c // g, *view.shape[2:])  # only splits axes: views both
+            target = np.reshape(cols[:, :, :kc], split, copy=False)
+            np.copyto(target, np.reshape(view, split, copy=False))
+        if ew.extra:
+            cols[:, :, kc] = 1  # the row the baked offset reads
         acc = ew.left(cols)  # [N, g, M/g, P]
-        term = ((centre - x_zero_point) * ew.row_sums).reshape(-1)
-        return acc.reshape(n_batch, self.shape[0], *out), term
+        term = (centre - x_zero_point) * ew.row_sums
+        if ew.baked is not None:
+            term = term - ew.baked
+        return acc.reshape(n_batch, self.shape[0], *out), term.reshape(-1)
 
 
 def _conv_attrs(auto_pad, dilations, group, kernel_shape, pads, strides) -> ConvGeometry:
@@ -390,7 +448,9 @@ def qlinear_conv(
     """Convolution of (x - x_zp) with (w - w_zp) plus the int32 bias, rescaled to y."""
     geom = _conv_attrs(auto_pad, dilations, group, kernel_shape, pads, strides)
     consts = info.constant_inputs
-    fixed = IntegerConv(consts[3], consts[5], geom) if 3 in consts and 5 in consts else None
+    fixed = None
+    if 3 in consts and 5 in consts:
+        fixed = IntegerConv(consts[3], consts[5], geom, baked_zero(info, 2, 8))
     x_type = input_dtype(info, 0)
     if fixed is not None and x_type is not None and x_type.kind in "iu":
         fixed._exact(x_type)  # the weight's float layout, made at session creation

@@ -23,7 +23,12 @@ import numpy as np
 from onnxpy.errors import NotImplemented as NotSupported
 from onnxpy.kernels.ai_onnx.activation import leaky_relu, sigmoid, softmax, softmax_legacy
 from onnxpy.kernels.ai_onnx.pool import average_pool
-from onnxpy.kernels.ai_onnx.qlinear import ConstantCache, input_dtype, integer_product_rows
+from onnxpy.kernels.ai_onnx.qlinear import (
+    ConstantCache,
+    baked_zero,
+    input_dtype,
+    integer_product_rows,
+)
 from onnxpy.kernels.ai_onnx.quantize import (
     dequantize_linear,
     dynamic_centred,
@@ -280,7 +285,8 @@ def qgemm(info: NodeInfo, *, alpha=1.0, transA=0, transB=0):
     fixed = None
     if b is not None and b.ndim == 2 and 5 in info.constant_inputs:
         a_type = input_dtype(info, 0)
-        fixed = integer_product_rows(b.T if transB else b, info.constant_inputs[5], a_type)
+        bake = baked_zero(info, 2, 6)
+        fixed = integer_product_rows(b.T if transB else b, info.constant_inputs[5], a_type, bake)
     cache = ConstantCache(info, (1, 2, 4, 6, 7, 8)[: max(0, info.num_inputs - 3)])
 
     ready: dict[np.dtype, tuple] = {}  # per A type: (za, output) for the constant parameters
