@@ -33,13 +33,15 @@ def _run_both(node, feeds, consts, out_type, runs=2):
 
 
 @pytest.mark.parametrize("zero_point", [0, 1, 128, 255])
-@pytest.mark.parametrize("multiplier", [1.0, 0.37, [0.01, 0.5, 2.0]])
+# Dyadic multipliers: float32 arithmetic is exact, so ties (x.5) must round to even exactly.
+@pytest.mark.parametrize("multiplier", [1.0, 0.375, [0.015625, 0.5, 2.0]])
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8])
-def test_requantizer_matches_integer_reference(zero_point, multiplier, dtype):
+@pytest.mark.parametrize("rows", [5, 4000])  # one-call rounding below 8,192 values, two above
+def test_requantizer_matches_integer_reference(zero_point, multiplier, dtype, rows):
     dtype = np.dtype(dtype)
     if dtype == np.int8:
         zero_point -= 128
-    acc = rng.integers(-2000, 2000, (5, 3)).astype(np.float32)
+    acc = rng.integers(-2000, 2000, (rows, 3)).astype(np.float32)
     acc[0] = [-1e6, 1e6, 0.5]  # saturates both ways; an exact half (0.5 * 1.0 rounds to 0)
     offset = np.array([3.0, -7.0, 0.0])
     m = np.asarray(multiplier, dtype=np.float64)

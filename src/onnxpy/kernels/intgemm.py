@@ -189,6 +189,11 @@ fast_clip = getattr(getattr(np, "_core", None), "umath", None)
 fast_clip = getattr(fast_clip, "clip", np.clip)
 
 
+# Below this many elements a rounding pass that writes the integer type itself (one call)
+# beats rounding in place and converting (two calls); above it, the two plain passes win.
+_FUSED_CAST = 8192
+
+
 class Requantizer:
     """``saturate(round((acc + offset) * multiplier) + zero_point)`` as ``dtype``, with the
     constants folded once into ``rint(clip(acc * m + a, lo - zp, hi - zp)) + zp``: clipping
@@ -216,13 +221,19 @@ class Requantizer:
         if self.add is not None:
             np.add(acc, self.add, out=acc)
         fast_clip(acc, self.lo, self.hi, out=acc)
-        out = np.empty(acc.shape, dtype=self.dtype)
-        if self.zero is None:
-            np.rint(acc, out=out, casting="unsafe")
-        else:
-            np.rint(acc, out=acc)
-            np.add(acc, self.zero, out=out, casting="unsafe")  # the zero point after rounding
-        return out
+        if acc.size < _FUSED_CAST:
+            out = np.empty(acc.shape, dtype=self.dtype)
+            if self.zero is None:
+                np.rint(acc, out=out, casting="unsafe")
+            else:
+                np.rint(acc, out=acc)
+                np.add(acc, self.zero, out=out, casting="unsafe")  # the zero point after rounding
+            return out
+        # Large: a ufunc writing another type runs buffered, slower than its pass plus a copy.
+        np.rint(acc, out=acc)
+        if self.zero is not None:
+            np.add(acc, self.zero, out=acc)
+        return acc.astype(self.dtype)
 
 
 def requantize(
