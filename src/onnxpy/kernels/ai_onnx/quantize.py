@@ -10,6 +10,8 @@ QLinearConv, MatMulInteger, ConvInteger) live in ``qlinear.py``.
 
 from __future__ import annotations
 
+import struct
+
 import ml_dtypes
 import numpy as np
 
@@ -287,11 +289,18 @@ def _quantize_fast(x: np.ndarray, scale, zero_point: float, dtype: np.dtype) -> 
     return out
 
 
-_ZERO = np.float32(0)
-_U8_STEPS = np.float32(255)
+_FLOAT32 = struct.Struct("f")
 
 
-def dynamic_range(x: np.ndarray) -> tuple[np.float32, int, bool] | None:
+def _f32(v: float) -> float:
+    """``v`` rounded to float32 (nearest even), as a Python float: float32 arithmetic on
+    float32 operands done in double and rounded once is exact for + - * / (double holds more
+    than twice float32's digits), and this is cheaper than NumPy scalars. OverflowError past
+    float32's range."""
+    return _FLOAT32.unpack(_FLOAT32.pack(v))[0]
+
+
+def dynamic_range(x: np.ndarray) -> tuple[float, int, bool] | None:
     """DynamicQuantizeLinear's (scale, zero point) for float32 ``x``, and whether any value
     would saturate (so a clip is needed): None when the scale is 0 or not finite (an empty,
     all-zero or NaN/inf input), which the general path handles. Two reductions over the flat
@@ -299,22 +308,25 @@ def dynamic_range(x: np.ndarray) -> tuple[np.float32, int, bool] | None:
     if not x.size:
         return None
     flat = x.reshape(-1)
-    mn, mx = np.minimum.reduce(flat), np.maximum.reduce(flat)
-    lo, hi = min(_ZERO, mn), max(_ZERO, mx)  # NaN: both stay 0, so the scale is 0
-    scale = np.float32((hi - lo) / _U8_STEPS)
-    s = float(scale)
-    if not 0.0 < s < float("inf"):
+    mn, mx = float(np.minimum.reduce(flat)), float(np.maximum.reduce(flat))
+    lo = mn if mn < 0.0 else 0.0  # NaN: both stay 0, so the scale is 0
+    hi = mx if mx > 0.0 else 0.0
+    try:
+        scale = _f32(_f32(hi - lo) / 255.0)
+    except OverflowError:
         return None
-    zp = min(max(round(float(-lo / scale)), 0), 255)  # round(): halves to even, as rint
+    if not 0.0 < scale < float("inf"):
+        return None
+    zp = min(max(round(_f32(-lo / scale)), 0), 255)  # round(): halves to even, as rint
     # Division and rounding are monotonic, so the extremes' quotients bound every value's.
-    saturates = float(np.rint(mn / scale)) < -zp or float(np.rint(mx / scale)) > 255 - zp
+    saturates = round(_f32(mn / scale)) < -zp or round(_f32(mx / scale)) > 255 - zp
     return scale, zp, saturates
 
 
-def dynamic_centred(x: np.ndarray) -> tuple[np.ndarray, np.float32] | None:
+def dynamic_centred(x: np.ndarray) -> tuple[np.ndarray, float, int] | None:
     """``DynamicQuantizeLinear(x) - zero_point`` as float32 (integers in [-255, 255], ready
-    for an exact product), with the scale; None where ``dynamic_range`` is None. Two passes
-    (divide, round) after the reductions, three when a value saturates."""
+    for an exact product), with the scale and zero point; None where ``dynamic_range`` is
+    None. Two passes (divide, round) after the reductions, three when a value saturates."""
     found = dynamic_range(x)
     if found is None:
         return None
@@ -323,32 +335,29 @@ def dynamic_centred(x: np.ndarray) -> tuple[np.ndarray, np.float32] | None:
     np.rint(q, out=q)
     if saturates:
         fast_clip(q, np.float32(-zp), np.float32(255 - zp), out=q)
-    return q, scale
+    return q, scale, zp
 
 
 @register("DynamicQuantizeLinear", since=11)
 def dynamic_quantize_linear(x, /):
     """uint8 quantization with scale and zero point from the data range (including 0)."""
     x = np.asarray(x, dtype=np.float32)
-    found = dynamic_range(x)
-    if found is None:  # empty, all zeros, or NaN/inf in the data: the scale is 0 or not finite
-        zero = np.float32(0)
-        lo = min(zero, x.min()) if x.size else zero
-        hi = max(zero, x.max()) if x.size else zero
-        scale = np.float32((hi - lo) / np.float32(255))
-        if scale == 0:
-            return np.zeros(x.shape, np.uint8), np.array(scale), np.array(0, dtype=np.uint8)
-        zp = min(max(round(float(-lo / scale)), 0), 255)
-        y = _quantize_fast(x, scale, float(zp), _UINT8)
-        return y, np.array(scale, dtype=np.float32), np.array(zp, dtype=np.uint8)
-    scale, zp, saturates = found
-    out = np.empty(x.shape, dtype=_UINT8)
-    q = np.divide(x, scale)
-    np.rint(q, out=q)
-    if saturates:
-        fast_clip(q, np.float32(-zp), np.float32(255 - zp), out=q)
-    np.add(q, np.float32(zp), out=out, casting="unsafe")
-    return out, np.array(scale, dtype=np.float32), np.array(zp, dtype=np.uint8)
+    found = dynamic_centred(x)
+    if found is not None:
+        q, scale, zp = found
+        out = np.empty(x.shape, dtype=_UINT8)
+        np.add(q, np.float32(zp), out=out, casting="unsafe")
+        return out, np.array(scale, dtype=np.float32), np.array(zp, dtype=np.uint8)
+    # Empty, all zeros, or NaN/inf in the data: the scale is 0 or not finite.
+    zero = np.float32(0)
+    lo = min(zero, x.min()) if x.size else zero
+    hi = max(zero, x.max()) if x.size else zero
+    scale = np.float32((hi - lo) / np.float32(255))
+    if scale == 0:
+        return np.zeros(x.shape, np.uint8), np.array(scale), np.array(0, dtype=np.uint8)
+    zp = min(max(round(float(-lo / scale)), 0), 255)
+    y = _quantize_fast(x, scale, float(zp), _UINT8)
+    return y, np.array(scale, dtype=np.float32), np.array(zp, dtype=np.uint8)
 
 
 _UINT8 = np.dtype(np.uint8)

@@ -365,7 +365,7 @@ def dynamic_quantize_matmul(info: NodeInfo):
             # product (exactly quantize(a) - zp).
             found = dynamic_centred(a)
             if found is not None:
-                q, scale = found
+                q, scale, _ = found
                 acc = fixed.with_zero_point_removed(q)
                 y = acc if acc.dtype == _F32 else np.empty(acc.shape, dtype=_F32)
                 np.multiply(acc, scales.times(b_scale, scale), out=y, casting="unsafe")
@@ -388,7 +388,7 @@ class _ColumnScales:
         self.constant = constant
         self.f32 = None if constant is None else np.asarray(constant, _F32).reshape(-1)
 
-    def times(self, b_scale, a_scale: np.float32) -> np.ndarray:
+    def times(self, b_scale, a_scale: float) -> np.ndarray:
         if b_scale is self.constant and self.f32 is not None:
             return np.multiply(self.f32, a_scale)
         s = float(a_scale) * np.asarray(b_scale, dtype=np.float64).reshape(-1)
