@@ -7,13 +7,14 @@ session (the reused output stage)."""
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
 import onnxpy
 from onnxpy.kernels.ai_onnx.qlinear import ConvGeometry, IntegerConv, integer_product_rows
-from onnxpy.kernels.intgemm import Requantizer
+from onnxpy.kernels.intgemm import BAKE_MIN, Requantizer
 from tests.kernels.test_qlinear import _model, assert_within_one_step
 
 rng = np.random.default_rng(11)
@@ -223,16 +224,54 @@ def test_baked_offset_conv_with_another_zero_point(group, kernel, pads):
     np.testing.assert_array_equal(got, ref)
 
 
-def test_baked_offset_rows_exact_when_the_offset_is_large():
+@pytest.mark.parametrize("rows", [5, 2100])  # 5 x 4 outputs: too small to read the offset
+def test_baked_offset_rows_exact_when_the_offset_is_large(rows):
     """An offset near 2**24 is planned into the exactness bound (the product splits or
     widens instead of rounding); another zero point gets the difference as its term."""
     b = rng.integers(-127, 128, (300, 4)).astype(np.int8)
     bias = np.array([2**24 - 3, -(2**24) + 1, 7, 0], np.int32)
     product = integer_product_rows(b, None, np.dtype(np.uint8), bake=(3.0, bias))
-    a = rng.integers(0, 256, (5, 300)).astype(np.uint8)
+    a = rng.integers(0, 256, (rows, 300)).astype(np.uint8)
     for za in (3.0, 200.0):
         acc, term = product(a, za)
         ref = (a.astype(np.int64) - int(za)) @ b.astype(np.int64)
         np.testing.assert_array_equal(acc.astype(np.float64) + term, ref)  # the caller adds C
-        if za == 3.0:  # the baked zero point and bias: the product itself is the whole sum
-            np.testing.assert_array_equal(acc, ref + bias)
+        if rows * 4 >= BAKE_MIN:  # the baked zero point and bias: the product is the whole sum
+            np.testing.assert_array_equal(acc, ref + (int(za) - 3) * b.sum(0) + bias)
+
+
+@pytest.mark.parametrize("op", ["QGemm", "QLinearMatMul", "QLinearConv"])
+def test_small_and_large_batches_alternate_in_one_session(op):
+    """Small products leave the baked offset out and large ones read it: one session switching
+    between them keeps a correct output stage for each (checked against onnxruntime)."""
+    zp = dict(az=np.uint8(131), yz=np.uint8(7))
+    if op == "QLinearConv":
+        w = rng.integers(-127, 128, (8, 3, 3, 3)).astype(np.int8)
+        consts = dict(w=w, **{"as": np.float32(0.02)}, ws=np.float32(0.01), wz=np.int8(0))
+        consts.update(ys=np.float32(0.5), bias=rng.integers(-900, 900, 8).astype(np.int32), **zp)
+        ins = ["a", "as", "az", "w", "ws", "wz", "ys", "yz", "bias"]
+        node = helper.make_node(op, ins, ["y"], pads=[1, 1, 1, 1])
+        shapes = [(1, 3, 4, 4), (40, 3, 16, 16), (1, 3, 4, 4)]
+    else:
+        b = rng.integers(-127, 128, (20, 6)).astype(np.int8)
+        consts = dict(b=b, **{"as": np.float32(0.02)}, bs=np.float32(0.01), bz=np.int8(0))
+        consts.update(ys=np.float32(0.3), **zp)
+        ins = ["a", "as", "az", "b", "bs", "bz"]
+        if op == "QGemm":
+            consts["c"] = rng.integers(-900, 900, 6).astype(np.int32)
+            ins.append("c")
+        node = helper.make_node(
+            op, ins + ["ys", "yz"], ["y"], domain="com.microsoft" if op == "QGemm" else ""
+        )
+        shapes = [(1, 20), (3000, 20), (1, 20)]
+    feeds = {"a": rng.integers(0, 256, shapes[0]).astype(np.uint8)}
+    rank = len(shapes[0])
+    model = onnx.load_from_string(_model(node, feeds, consts, TensorProto.UINT8, rank=rank))
+    for i, dim in enumerate(model.graph.input[0].type.tensor_type.shape.dim):
+        dim.dim_param = f"a{i}"  # any batch (and image) size
+    data = model.SerializeToString()
+    ours = onnxpy.InferenceSession(data)
+    theirs = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    for shape in shapes:
+        feed = {"a": rng.integers(0, 256, shape).astype(np.uint8)}
+        assert_within_one_step(ours.run(None, feed)[0], theirs.run(None, feed)[0])

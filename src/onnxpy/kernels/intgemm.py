@@ -92,7 +92,7 @@ class ExactWeights:
         extra weight column that reads a column (row, for ``left``) of ones the caller appends
         to the activation (``rows`` does); ``baked`` holds it, and ``extra`` is 1."""
         w = np.asarray(w, dtype=np.float64)
-        self.shape = w.shape
+        self.shape = w.shape  # without the offset column
         self.row_sums = w.sum(axis=-1)
         bound = _bound(activation_dtype) if activation_dtype is not None else bound
         absw = np.abs(w)
@@ -111,9 +111,19 @@ class ExactWeights:
             self.dtype = np.dtype(np.float64)
             self.chunks = [(0, k)]
         self.mat = np.ascontiguousarray(w.astype(self.dtype))
-        self._views = [self.mat[..., a:b] for a, b in self.chunks]
-        # A 2-D weight in one chunk: ``right`` of a matrix is one BLAS call on this view.
-        self._t = self.mat.T if w.ndim == 2 and len(self.chunks) == 1 else None
+        # Per operand length: (matrix, chunks, chunk views, 2-D transposed view or None). With
+        # a baked offset the matrix without its last column serves operands that carry no
+        # ones (small ones, where the extra column costs more than the pass it saves); the
+        # chunks planned with the column bound the products without it too.
+        self._forms = {k: self._form(self.mat, self.chunks)}
+        if self.extra:
+            plain = [(a, min(b, k - 1)) for a, b in self.chunks if a < k - 1]
+            self._forms[k - 1] = self._form(self.mat[..., : k - 1], plain)
+
+    @staticmethod
+    def _form(mat: np.ndarray, chunks: list[tuple[int, int]]) -> tuple:
+        t = mat.T if mat.ndim == 2 and len(chunks) == 1 else None  # ``right``: one BLAS call
+        return mat, chunks, [mat[..., a:b] for a, b in chunks], t
 
     def rows(self, a: np.ndarray, centre: int) -> np.ndarray:
         """``a - centre`` in this layout's float type, with the column of ones the baked
@@ -126,27 +136,43 @@ class ExactWeights:
         return buf
 
     def left(self, cols: np.ndarray) -> np.ndarray:
-        """``w @ cols`` exactly (float32 when one chunk serves, else float64)."""
-        if len(self.chunks) == 1:
-            return blas_matmul(self.mat, cols)
-        fit_blas_threads(self.mat.shape[-2] * self.mat.shape[-1] * cols.shape[-1])
+        """``w @ cols`` exactly (float32 when one chunk serves, else float64); ``cols`` with
+        or without the ones row of a baked offset."""
+        mat, chunks, views, _ = self._forms.get(cols.shape[-2], self._forms[self.shape[-1]])
+        if len(chunks) == 1:
+            return blas_matmul(mat, cols)
+        fit_blas_threads(mat.shape[-2] * mat.shape[-1] * cols.shape[-1])
         acc = None
-        for (a, b), wv in zip(self.chunks, self._views):
+        for (a, b), wv in zip(chunks, views):
             part = np.matmul(wv, cols[..., a:b, :])
             acc = part.astype(np.float64) if acc is None else np.add(acc, part, out=acc)
         return acc
 
     def right(self, a: np.ndarray) -> np.ndarray:
-        """``a @ w^T`` exactly (float32 when one chunk serves, else float64)."""
-        if self._t is not None and a.ndim == 2:
-            return blas_matmul(a, self._t)
-        if len(self.chunks) == 1:
-            return _matmul_rows(a, self.mat)
+        """``a @ w^T`` exactly (float32 when one chunk serves, else float64); ``a`` with or
+        without the ones column of a baked offset."""
+        mat, chunks, views, t = self._forms.get(a.shape[-1], self._forms[self.shape[-1]])
+        if t is not None and a.ndim == 2:
+            return blas_matmul(a, t)
+        if len(chunks) == 1:
+            return _matmul_rows(a, mat)
         acc = None
-        for (lo, hi), wv in zip(self.chunks, self._views):
+        for (lo, hi), wv in zip(chunks, views):
             part = _matmul_rows(a[..., lo:hi], wv)
             acc = part.astype(np.float64) if acc is None else np.add(acc, part, out=acc)
         return acc
+
+    def operand_rows(self, a: np.ndarray, centre: int) -> tuple[np.ndarray, bool]:
+        """(``a - centre`` for ``right``, whether the baked offset is in the product): with
+        the ones column when the product is large enough for the saved pass to pay."""
+        if self.extra and a.size * self.shape[-2] >= BAKE_MIN * self.shape[-1]:
+            return self.rows(a, centre), True
+        return centred(a, centre, self.dtype), False
+
+
+# A baked offset is read (a ones column or row appended to the operand) when the product has
+# at least this many elements: below it the append costs more than the offset's pass.
+BAKE_MIN = 8192
 
 
 def _matmul_rows(a: np.ndarray, w: np.ndarray) -> np.ndarray:

@@ -18,6 +18,7 @@ import numpy as np
 
 from onnxpy.kernels.ai_onnx.conv import resolve_pads, spatial_attr, window_view
 from onnxpy.kernels.intgemm import (
+    BAKE_MIN,
     ExactWeights,
     Requantizer,
     centre_of,
@@ -56,15 +57,16 @@ def _is_scalar(v: object) -> bool:
 
 
 class ConstantCache:
-    """A value derived once from inputs that are the node's constants: when the arguments at
-    ``positions`` are the very arrays the model holds (the planner passes them as they are),
-    the value made for them is reused; otherwise it is made for the call."""
+    """Output stages derived once from inputs that are the node's constants: when the
+    arguments at ``positions`` are the very arrays the model holds (the planner passes them as
+    they are), the stage made for them is reused; otherwise one is made for the call. A stage
+    also depends on the product's zero-point term, one of the few arrays a product keeps (plain,
+    or less a baked offset), so the term's identity is part of the key."""
 
     def __init__(self, info: NodeInfo, positions: Sequence[int]) -> None:
         self.constants = [info.constant_inputs.get(p) for p in positions]
         self.usable = all(c is not None for c in self.constants)
-        self.value = None
-        self.key = None
+        self._stages: dict[int, tuple] = {}
 
     def holds(self, args: Sequence[object]) -> bool:
         """Whether ``args`` are the node's constants themselves (extra trailing args, absent
@@ -76,12 +78,17 @@ class ConstantCache:
                 return False
         return True
 
-    def get(self, args: Sequence[object], key, make: Callable[[], object]):
-        if self.usable and all(a is c for a, c in zip(args, self.constants)):
-            if self.value is None or self.key != key:
-                self.value, self.key = make(), key
-            return self.value
-        return make()
+    def get(self, args: Sequence[object], key, make: Callable[[], object], term=None):
+        if not self.holds(args):
+            return make()
+        found = self._stages.get(id(term))
+        if found is not None and found[0] is term and found[1] == key:
+            return found[2]
+        if len(self._stages) > 16:  # terms that change per call
+            self._stages.clear()
+        stage = make()
+        self._stages[id(term)] = (term, key, stage)  # holding the term keeps its id unique
+        return stage
 
 
 # -- MatMul family -------------------------------------------------------------------------------
@@ -116,8 +123,9 @@ class _RowProduct:
         return ew
 
     def __call__(self, a: np.ndarray, za: float) -> tuple[np.ndarray, np.ndarray]:
-        """(exact product of the centred a, plus the baked offset; the [N] term the zero point
-        adds beyond what is baked, float64: shared between calls, not to be written)."""
+        """(exact product of the centred a, plus the baked offset where the product is large
+        enough to read it; the [N] term the zero point adds beyond what the product holds,
+        float64: shared between calls, not to be written)."""
         found = self._per_zero_point.get((a.dtype, za))
         if found is None:
             ew = self._layout(a.dtype)
@@ -125,11 +133,11 @@ class _RowProduct:
             if len(self._per_zero_point) > 16:  # a zero point that changes per call
                 self._per_zero_point.clear()
             term = (c - za) * ew.row_sums
-            if ew.baked is not None:
-                term = term - ew.baked
-            found = self._per_zero_point[(a.dtype, za)] = (ew, c, term)
-        ew, c, term = found
-        return ew.right(ew.rows(a, c)), term
+            less = term if ew.baked is None else term - ew.baked
+            found = self._per_zero_point[(a.dtype, za)] = (ew, c, term, less)
+        ew, c, term, less = found
+        rows, baked = ew.operand_rows(a, c)
+        return ew.right(rows), less if baked else term
 
     def with_zero_point_removed(self, q: np.ndarray) -> np.ndarray:
         """``q @ (b - zb)^T`` for ``q`` already holding ``a - za`` as floats (|q| <= 255, the
@@ -267,7 +275,7 @@ def qlinear_matmul(info: NodeInfo):
                 return Requantizer(term, mult, _scalar(y_zero_point), dtype)
 
             args = (a_scale, a_zero_point, b_scale, y_scale, y_zero_point)
-            return cache.get(args, a.dtype, make)(acc)
+            return cache.get(args, a.dtype, make, term)(acc)
         acc = np.matmul(
             _shifted_general(a, a_zero_point, True), _shifted_general(b, b_zero_point, False)
         )
@@ -333,6 +341,7 @@ class IntegerConv:
         self.kc = cg * math.prod(w.shape[2:])
         self.weights: dict[np.dtype, ExactWeights] = {}
         self._resolved: dict[tuple, tuple] = {}  # per input shape: the resolved geometry
+        self._terms: dict[tuple, tuple] = {}  # per (type, x_zp): zero-point terms, plain/baked
 
     def _exact(self, dtype: np.dtype) -> ExactWeights:
         """The float layout for activations of ``dtype`` (made on first use; the integers
@@ -367,14 +376,13 @@ class IntegerConv:
         p = math.prod(out)
         kc = self.kc
         pointwise = all(k == 1 for k in kernel) and not any(begin) and not any(end)
+        extra = ew.extra if n_batch * self.shape[0] * p >= BAKE_MIN else 0
         if pointwise and all(s == 1 for s in strides):
-            (cols,) = scratch((n_batch, g, kc + ew.extra, p), dtype=ew.dtype)
+            (cols,) = scratch((n_batch, g, kc + extra, p), dtype=ew.dtype)
             centred(x.reshape(n_batch, g, kc, p), centre, ew.dtype, out=cols[:, :, :kc])
         else:
             padded = tuple(i + b + e for i, b, e in zip(x.shape[2:], begin, end))
-            xp, cols = scratch(
-                (n_batch, c, *padded), (n_batch, g, kc + ew.extra, p), dtype=ew.dtype
-            )
+            xp, cols = scratch((n_batch, c, *padded), (n_batch, g, kc + extra, p), dtype=ew.dtype)
             if any(begin) or any(end):
                 xp.fill(x_zero_point - centre)
                 inner = tuple(slice(b, b + i) for b, i in zip(begin, x.shape[2:]))
@@ -382,16 +390,23 @@ class IntegerConv:
             else:
                 centred(x, centre, ew.dtype, out=xp)
             view = window_view(xp, kernel, strides, dilations, out)
-            split = (n_batch, g, c // g, *view.shape[2:])  # only splits axes: views both
-            target = np.reshape(cols[:, :, :kc], split, copy=False)
-            np.copyto(target, np.reshape(view, split, copy=False))
-        if ew.extra:
+            if extra:
+                split = (n_batch, g, c // g, *view.shape[2:])  # only splits axes: views both
+                target = np.reshape(cols[:, :, :kc], split, copy=False)
+                np.copyto(target, np.reshape(view, split, copy=False))
+            else:
+                np.copyto(cols.reshape(view.shape), view)
+        if extra:
             cols[:, :, kc] = 1  # the row the baked offset reads
         acc = ew.left(cols)  # [N, g, M/g, P]
-        term = (centre - x_zero_point) * ew.row_sums
-        if ew.baked is not None:
-            term = term - ew.baked
-        return acc.reshape(n_batch, self.shape[0], *out), term.reshape(-1)
+        terms = self._terms.get((x.dtype, x_zero_point))
+        if terms is None:
+            if len(self._terms) > 16:  # a zero point that changes per call
+                self._terms.clear()
+            term = ((centre - x_zero_point) * ew.row_sums).reshape(-1)
+            less = term if ew.baked is None else term - ew.baked.reshape(-1)
+            terms = self._terms[(x.dtype, x_zero_point)] = (term, less)
+        return acc.reshape(n_batch, self.shape[0], *out), terms[1] if extra else terms[0]
 
 
 def _conv_attrs(auto_pad, dilations, group, kernel_shape, pads, strides) -> ConvGeometry:
@@ -457,16 +472,14 @@ def qlinear_conv(
 
     cache = ConstantCache(info, (1, 2, 4, 6, 7, 8) if info.num_inputs > 8 else (1, 2, 4, 6, 7))
 
-    ready: dict[tuple, tuple] = {}  # per (x type, rank): (x_zp, output) for constant parameters
+    zx_model = _scalar(consts[2]) if 2 in consts else None
 
     def run(x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point, b=None, /):
         x = np.asarray(x)
         args = (x_scale, x_zero_point, w_scale, y_scale, y_zero_point, b)
-        found = ready.get((x.dtype, x.ndim))
-        if found is not None and cache.holds(args):
-            return found[1](fixed(x, found[0])[0])
         conv = fixed if fixed is not None else IntegerConv(w, w_zero_point, geom)
-        zx = _scalar(x_zero_point)
+        model_zp = zx_model is not None and x_zero_point is consts[2]
+        zx = zx_model if model_zp else _scalar(x_zero_point)
         acc, term = conv(x, zx)
 
         def make() -> Requantizer:
@@ -479,9 +492,6 @@ def qlinear_conv(
                 _channels(offset, rank), _channels(mult, rank), _scalar(y_zero_point), dtype
             )
 
-        output = cache.get(args[: len(cache.constants)], (x.dtype, acc.ndim), make)
-        if fixed is not None and cache.holds(args):
-            ready[(x.dtype, x.ndim)] = (zx, output)
-        return output(acc)
+        return cache.get(args, (x.dtype, acc.ndim), make, term)(acc)
 
     return run

@@ -289,17 +289,15 @@ def qgemm(info: NodeInfo, *, alpha=1.0, transA=0, transB=0):
         fixed = integer_product_rows(b.T if transB else b, info.constant_inputs[5], a_type, bake)
     cache = ConstantCache(info, (1, 2, 4, 6, 7, 8)[: max(0, info.num_inputs - 3)])
 
-    ready: dict[np.dtype, tuple] = {}  # per A type: (za, output) for the constant parameters
+    za_model = _zp(info.constant_inputs[2]) if 2 in info.constant_inputs else None
 
     def run(a, a_scale, a_zero_point, b, b_scale, b_zero_point, c=None, y_scale=None, y_zp=None, /):
         a = np.asarray(a)
         if transA:
             a = a.T
-        found = ready.get(a.dtype)
-        if found is not None and cache.holds((a_scale, a_zero_point, b_scale, c, y_scale, y_zp)):
-            return found[1](fixed(a, found[0])[0])
-        bb = np.asarray(b).T if transB else b
-        za = _zp(a_zero_point)
+        bb = np.asarray(b).T if (transB and fixed is None) else b
+        model_zp = za_model is not None and a_zero_point is info.constant_inputs[2]
+        za = za_model if model_zp else _zp(a_zero_point)
         acc, term = _product(fixed, a, za, bb, b_zero_point)
         out_dtype = a.dtype
 
@@ -311,11 +309,8 @@ def qgemm(info: NodeInfo, *, alpha=1.0, transA=0, transB=0):
             dtype = _out_type(y_zp, out_dtype)
             return Requantizer(offset, scale / _scalar(y_scale), _zp(y_zp), dtype)
 
-        args = (a_scale, a_zero_point, b_scale, c, y_scale, y_zp)[: len(cache.constants)]
-        output = cache.get(args, a.dtype, make)
-        if fixed is not None and cache.holds(args):
-            ready[a.dtype] = (za, output)
-        return output(acc)
+        args = (a_scale, a_zero_point, b_scale, c, y_scale, y_zp)
+        return cache.get(args, a.dtype, make, term)(acc)
 
     return run
 
