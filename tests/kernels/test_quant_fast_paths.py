@@ -18,6 +18,16 @@ from onnxpy.kernels.intgemm import BAKE_MIN, Requantizer
 from tests.kernels.test_qlinear import _model, assert_within_one_step
 
 rng = np.random.default_rng(11)
+
+
+@pytest.fixture(autouse=True)
+def _same_data_in_any_order():
+    """Each test draws from a fresh generator: its data do not depend on which tests ran
+    before it in this worker."""
+    global rng
+    rng = np.random.default_rng(11)
+
+
 _OUT = {np.dtype(np.uint8): TensorProto.UINT8, np.dtype(np.int8): TensorProto.INT8}
 
 
