@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from operator import is_
 
 import numpy as np
 
@@ -71,19 +72,21 @@ class ConstantCache:
     def holds(self, args: Sequence[object]) -> bool:
         """Whether ``args`` are the node's constants themselves (extra trailing args, absent
         inputs, are ignored)."""
-        if not self.usable:
-            return False
-        for a, c in zip(args, self.constants):
-            if a is not c:
-                return False
-        return True
+        return self.usable and all(map(is_, args, self.constants))
+
+    def known(self, term, key):
+        """The stage made for ``term`` and ``key`` (the caller checked ``holds``), or None."""
+        found = self._stages.get(id(term))
+        if found is not None and found[0] is term and found[1] == key:
+            return found[2]
+        return None
 
     def get(self, args: Sequence[object], key, make: Callable[[], object], term=None):
         if not self.holds(args):
             return make()
-        found = self._stages.get(id(term))
-        if found is not None and found[0] is term and found[1] == key:
-            return found[2]
+        found = self.known(term, key)
+        if found is not None:
+            return found
         if len(self._stages) > 16:  # terms that change per call
             self._stages.clear()
         stage = make()
@@ -477,6 +480,11 @@ def qlinear_conv(
     def run(x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point, b=None, /):
         x = np.asarray(x)
         args = (x_scale, x_zero_point, w_scale, y_scale, y_zero_point, b)
+        if fixed is not None and cache.holds(args):  # the model's constants: a made stage
+            acc, term = fixed(x, zx_model)
+            stage = cache.known(term, (x.dtype, acc.ndim))
+            if stage is not None:
+                return stage(acc)
         conv = fixed if fixed is not None else IntegerConv(w, w_zero_point, geom)
         model_zp = zx_model is not None and x_zero_point is consts[2]
         zx = zx_model if model_zp else _scalar(x_zero_point)
