@@ -32,6 +32,7 @@ __all__ = [
     "centred",
     "requantize",
     "Requantizer",
+    "fast_clip",
 ]
 
 EXACT_FLOAT32 = float(2**24)
@@ -79,41 +80,99 @@ class ExactWeights:
     ``[..., R]``) serves the zero-point correction.
     """
 
-    def __init__(self, w: np.ndarray, activation_dtype: np.dtype | None, bound: int = 0) -> None:
-        """``bound``: the largest |activation| when not given by ``activation_dtype``."""
+    def __init__(
+        self,
+        w: np.ndarray,
+        activation_dtype: np.dtype | None,
+        bound: int = 0,
+        offset: np.ndarray | None = None,
+    ) -> None:
+        """``bound``: the largest |activation| when not given by ``activation_dtype``.
+        ``offset`` (integers, ``[..., R]``): a constant added to every product, laid out as an
+        extra weight column that reads a column (row, for ``left``) of ones the caller appends
+        to the activation (``rows`` does); ``baked`` holds it, and ``extra`` is 1."""
         w = np.asarray(w, dtype=np.float64)
-        k = w.shape[-1]
-        self.shape = w.shape
+        self.shape = w.shape  # without the offset column
         self.row_sums = w.sum(axis=-1)
         bound = _bound(activation_dtype) if activation_dtype is not None else bound
-        self.chunks = _plan_chunks(np.abs(w).reshape(-1, k), bound)
+        absw = np.abs(w)
+        self.baked, self.extra = None, 0
+        if offset is not None:
+            self.baked = np.broadcast_to(np.asarray(offset, dtype=np.float64), w.shape[:-1])
+            self.extra = 1
+            w = np.concatenate([w, self.baked[..., None]], axis=-1)
+            # Read against 1, not ``bound``: the planner's bound * |w| is then |offset| (+ a hair).
+            column = np.abs(self.baked)[..., None] * ((1 + 1e-9) / max(bound, 1))
+            absw = np.concatenate([absw, column], axis=-1)
+        k = w.shape[-1]
+        self.chunks = _plan_chunks(absw.reshape(-1, k), bound)
         self.dtype = np.dtype(np.float32)
         if len(self.chunks) > MAX_CHUNKS:
             self.dtype = np.dtype(np.float64)
             self.chunks = [(0, k)]
         self.mat = np.ascontiguousarray(w.astype(self.dtype))
-        self._views = [self.mat[..., a:b] for a, b in self.chunks]
+        # Per operand length: (matrix, chunks, chunk views, 2-D transposed view or None). With
+        # a baked offset the matrix without its last column serves operands that carry no
+        # ones (small ones, where the extra column costs more than the pass it saves); the
+        # chunks planned with the column bound the products without it too.
+        self._forms = {k: self._form(self.mat, self.chunks)}
+        if self.extra:
+            plain = [(a, min(b, k - 1)) for a, b in self.chunks if a < k - 1]
+            self._forms[k - 1] = self._form(self.mat[..., : k - 1], plain)
+
+    @staticmethod
+    def _form(mat: np.ndarray, chunks: list[tuple[int, int]]) -> tuple:
+        t = mat.T if mat.ndim == 2 and len(chunks) == 1 else None  # ``right``: one BLAS call
+        return mat, chunks, [mat[..., a:b] for a, b in chunks], t
+
+    def rows(self, a: np.ndarray, centre: int) -> np.ndarray:
+        """``a - centre`` in this layout's float type, with the column of ones the baked
+        offset reads (one pass, plus the ones)."""
+        if not self.extra:
+            return centred(a, centre, self.dtype)
+        buf = np.empty((*a.shape[:-1], a.shape[-1] + 1), dtype=self.dtype)
+        centred(a, centre, self.dtype, out=buf[..., :-1])
+        buf[..., -1] = 1
+        return buf
 
     def left(self, cols: np.ndarray) -> np.ndarray:
-        """``w @ cols`` exactly (float32 when one chunk serves, else float64)."""
-        if len(self.chunks) == 1:
-            return blas_matmul(self.mat, cols)
-        fit_blas_threads(self.mat.shape[-2] * self.mat.shape[-1] * cols.shape[-1])
+        """``w @ cols`` exactly (float32 when one chunk serves, else float64); ``cols`` with
+        or without the ones row of a baked offset."""
+        mat, chunks, views, _ = self._forms.get(cols.shape[-2], self._forms[self.shape[-1]])
+        if len(chunks) == 1:
+            return blas_matmul(mat, cols)
+        fit_blas_threads(mat.shape[-2] * mat.shape[-1] * cols.shape[-1])
         acc = None
-        for (a, b), wv in zip(self.chunks, self._views):
+        for (a, b), wv in zip(chunks, views):
             part = np.matmul(wv, cols[..., a:b, :])
             acc = part.astype(np.float64) if acc is None else np.add(acc, part, out=acc)
         return acc
 
     def right(self, a: np.ndarray) -> np.ndarray:
-        """``a @ w^T`` exactly (float32 when one chunk serves, else float64)."""
-        if len(self.chunks) == 1:
-            return _matmul_rows(a, self.mat)
+        """``a @ w^T`` exactly (float32 when one chunk serves, else float64); ``a`` with or
+        without the ones column of a baked offset."""
+        mat, chunks, views, t = self._forms.get(a.shape[-1], self._forms[self.shape[-1]])
+        if t is not None and a.ndim == 2:
+            return blas_matmul(a, t)
+        if len(chunks) == 1:
+            return _matmul_rows(a, mat)
         acc = None
-        for (lo, hi), wv in zip(self.chunks, self._views):
+        for (lo, hi), wv in zip(chunks, views):
             part = _matmul_rows(a[..., lo:hi], wv)
             acc = part.astype(np.float64) if acc is None else np.add(acc, part, out=acc)
         return acc
+
+    def operand_rows(self, a: np.ndarray, centre: int) -> tuple[np.ndarray, bool]:
+        """(``a - centre`` for ``right``, whether the baked offset is in the product): with
+        the ones column when the product is large enough for the saved pass to pay."""
+        if self.extra and a.size * self.shape[-2] >= BAKE_MIN * self.shape[-1]:
+            return self.rows(a, centre), True
+        return centred(a, centre, self.dtype), False
+
+
+# A baked offset is read (a ones column or row appended to the operand) when the product has
+# at least this many elements: below it the append costs more than the offset's pass.
+BAKE_MIN = 8192
 
 
 def _matmul_rows(a: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -150,32 +209,57 @@ def _plan_chunks(absw: np.ndarray, bound: int) -> list[tuple[int, int]]:
     return chunks
 
 
+# The clip ufunc itself: ``np.clip``'s Python wrapper costs ~1.5 us a call, which is most of a
+# one-row layer's requantization.
+fast_clip = getattr(getattr(np, "_core", None), "umath", None)
+fast_clip = getattr(fast_clip, "clip", np.clip)
+
+
+# Below this many elements a rounding pass that writes the integer type itself (one call)
+# beats rounding in place and converting (two calls); above it, the two plain passes win.
+_FUSED_CAST = 8192
+
+
 class Requantizer:
     """``saturate(round((acc + offset) * multiplier) + zero_point)`` as ``dtype``, with the
-    constants folded once into ``rint(acc * m + a) + zp``: five passes over a fresh product (the
-    zero point's addition writes the integer result). ``offset`` and ``multiplier`` broadcast
-    against the product (per output column or channel)."""
+    constants folded once into ``rint(clip(acc * m + a, lo - zp, hi - zp)) + zp``: clipping
+    before rounding is the same (the bounds are integers), and with a zero point of 0 the
+    rounding pass writes the integer result itself, so a fresh product takes three passes
+    (four with an offset or a zero point). ``offset`` and ``multiplier`` broadcast against the
+    product (per output column or channel)."""
 
     def __init__(self, offset, multiplier, zero_point: float, dtype: np.dtype) -> None:
         m = np.asarray(multiplier, dtype=np.float64)
-        self.mult = m.astype(np.float32)
+        self.mult = m.astype(np.float32) if m.ndim else np.float32(m)
+        if not m.ndim and m == 1.0:
+            self.mult = None  # the product is already in the output's scale
         self.add = None
         if offset is not None and np.any(offset):
             self.add = np.asarray(np.asarray(offset, dtype=np.float64) * m, dtype=np.float32)
-        self.zero = np.float32(zero_point)
+        self.zero = np.float32(zero_point) if zero_point else None
         self.dtype = np.dtype(dtype)
         lo, hi = integer_range(self.dtype)
-        self.lo, self.hi = lo - zero_point, hi - zero_point
+        self.lo, self.hi = np.float32(lo - zero_point), np.float32(hi - zero_point)
 
     def __call__(self, acc: np.ndarray) -> np.ndarray:
-        np.multiply(acc, self.mult, out=acc)
+        if self.mult is not None:
+            np.multiply(acc, self.mult, out=acc)
         if self.add is not None:
             np.add(acc, self.add, out=acc)
+        fast_clip(acc, self.lo, self.hi, out=acc)
+        if acc.size < _FUSED_CAST:
+            out = np.empty(acc.shape, dtype=self.dtype)
+            if self.zero is None:
+                np.rint(acc, out=out, casting="unsafe")
+            else:
+                np.rint(acc, out=acc)
+                np.add(acc, self.zero, out=out, casting="unsafe")  # the zero point after rounding
+            return out
+        # Large: a ufunc writing another type runs buffered, slower than its pass plus a copy.
         np.rint(acc, out=acc)
-        np.clip(acc, self.lo, self.hi, out=acc)
-        out = np.empty(acc.shape, dtype=self.dtype)
-        np.add(acc, self.zero, out=out, casting="unsafe")  # the zero point after rounding
-        return out
+        if self.zero is not None:
+            np.add(acc, self.zero, out=acc)
+        return acc.astype(self.dtype)
 
 
 def requantize(

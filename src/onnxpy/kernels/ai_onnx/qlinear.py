@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from operator import is_
 
 import numpy as np
 
 from onnxpy.kernels.ai_onnx.conv import resolve_pads, spatial_attr, window_view
 from onnxpy.kernels.intgemm import (
+    BAKE_MIN,
     ExactWeights,
     Requantizer,
     centre_of,
@@ -28,7 +30,14 @@ from onnxpy.kernels.intgemm import (
 from onnxpy.kernels.registry import NodeInfo, register
 from onnxpy.kernels.scratch import scratch
 
-__all__ = ["ConvGeometry", "IntegerConv", "integer_product_rows", "ConstantCache", "input_dtype"]
+__all__ = [
+    "ConvGeometry",
+    "IntegerConv",
+    "integer_product_rows",
+    "ConstantCache",
+    "input_dtype",
+    "baked_zero",
+]
 
 _F32 = np.dtype(np.float32)
 
@@ -49,43 +58,89 @@ def _is_scalar(v: object) -> bool:
 
 
 class ConstantCache:
-    """A value derived once from inputs that are the node's constants: when the arguments at
-    ``positions`` are the very arrays the model holds (the planner passes them as they are),
-    the value made for them is reused; otherwise it is made for the call."""
+    """Output stages derived once from inputs that are the node's constants: when the
+    arguments at ``positions`` are the very arrays the model holds (the planner passes them as
+    they are), the stage made for them is reused; otherwise one is made for the call. A stage
+    also depends on the product's zero-point term, one of the few arrays a product keeps (plain,
+    or less a baked offset), so the term's identity is part of the key."""
 
     def __init__(self, info: NodeInfo, positions: Sequence[int]) -> None:
         self.constants = [info.constant_inputs.get(p) for p in positions]
         self.usable = all(c is not None for c in self.constants)
-        self.value = None
-        self.key = None
+        self._stages: dict[int, tuple] = {}
 
-    def get(self, args: Sequence[object], key, make: Callable[[], object]):
-        if self.usable and all(a is c for a, c in zip(args, self.constants)):
-            if self.value is None or self.key != key:
-                self.value, self.key = make(), key
-            return self.value
-        return make()
+    def holds(self, args: Sequence[object]) -> bool:
+        """Whether ``args`` are the node's constants themselves (extra trailing args, absent
+        inputs, are ignored)."""
+        return self.usable and all(map(is_, args, self.constants))
+
+    def known(self, term, key):
+        """The stage made for ``term`` and ``key`` (the caller checked ``holds``), or None."""
+        found = self._stages.get(id(term))
+        if found is not None and found[0] is term and found[1] == key:
+            return found[2]
+        return None
+
+    def get(self, args: Sequence[object], key, make: Callable[[], object], term=None):
+        if not self.holds(args):
+            return make()
+        found = self.known(term, key)
+        if found is not None:
+            return found
+        if len(self._stages) > 16:  # terms that change per call
+            self._stages.clear()
+        stage = make()
+        self._stages[id(term)] = (term, key, stage)  # holding the term keeps its id unique
+        return stage
 
 
 # -- MatMul family -------------------------------------------------------------------------------
 
 
 class _RowProduct:
-    """``(a - za) @ (b - zb)`` for a constant 2-D b: exact, as float32/float64 [..., M, N]."""
+    """``(a - za) @ (b - zb)`` for a constant 2-D b: exact, as float32/float64 [..., M, N].
 
-    def __init__(self, b: np.ndarray, b_zero_point: object) -> None:
+    ``bake`` = (za, bias or None), the model's constant activation zero point and int32 bias:
+    their per-column sum is laid into the product (``ExactWeights`` offset), so the output
+    stage adds nothing; a call with another zero point gets the difference as its term."""
+
+    def __init__(self, b: np.ndarray, b_zero_point: object, bake: tuple | None = None) -> None:
         # The integers are kept as they are; the float layout is made per activation type.
         self.b = np.asarray(b)
         self.zb = 0.0 if b_zero_point is None else _f64(b_zero_point).reshape(-1)
+        self.bake = bake
         self.weights: dict[np.dtype, ExactWeights] = {}
+        self._per_zero_point: dict[tuple, tuple] = {}
+
+    def _layout(self, dtype: np.dtype) -> ExactWeights:
+        ew = self.weights.get(dtype)
+        if ew is None:
+            wt = (_f64(self.b) - self.zb).T
+            offset = None
+            if self.bake is not None:
+                za, bias = self.bake
+                offset = (centre_of(dtype) - za) * wt.sum(axis=-1)
+                if bias is not None:
+                    offset = offset + _f64(bias).reshape(-1)
+            ew = self.weights[dtype] = ExactWeights(wt, dtype, offset=offset)
+        return ew
 
     def __call__(self, a: np.ndarray, za: float) -> tuple[np.ndarray, np.ndarray]:
-        """(exact product of the centred a, the [N] term the zero point adds, float64)."""
-        ew = self.weights.get(a.dtype)
-        if ew is None:
-            ew = self.weights[a.dtype] = ExactWeights((_f64(self.b) - self.zb).T, a.dtype)
-        c = centre_of(a.dtype)
-        return ew.right(centred(a, c, ew.dtype)), (c - za) * ew.row_sums
+        """(exact product of the centred a, plus the baked offset where the product is large
+        enough to read it; the [N] term the zero point adds beyond what the product holds,
+        float64: shared between calls, not to be written)."""
+        found = self._per_zero_point.get((a.dtype, za))
+        if found is None:
+            ew = self._layout(a.dtype)
+            c = centre_of(a.dtype)
+            if len(self._per_zero_point) > 16:  # a zero point that changes per call
+                self._per_zero_point.clear()
+            term = (c - za) * ew.row_sums
+            less = term if ew.baked is None else term - ew.baked
+            found = self._per_zero_point[(a.dtype, za)] = (ew, c, term, less)
+        ew, c, term, less = found
+        rows, baked = ew.operand_rows(a, c)
+        return ew.right(rows), less if baked else term
 
     def with_zero_point_removed(self, q: np.ndarray) -> np.ndarray:
         """``q @ (b - zb)^T`` for ``q`` already holding ``a - za`` as floats (|q| <= 255, the
@@ -97,8 +152,8 @@ class _RowProduct:
 
     def prepare(self, dtype: np.dtype | None) -> None:
         """Lay the weight out now for activations of ``dtype`` (when known)."""
-        if dtype is not None and dtype.kind in "iu" and dtype not in self.weights:
-            self.weights[dtype] = ExactWeights((_f64(self.b) - self.zb).T, dtype)
+        if dtype is not None and dtype.kind in "iu":
+            self._layout(dtype)
 
 
 def input_dtype(info: NodeInfo, position: int) -> np.dtype | None:
@@ -115,14 +170,28 @@ def input_dtype(info: NodeInfo, position: int) -> np.dtype | None:
 
 
 def integer_product_rows(
-    b: np.ndarray, b_zero_point: object = None, activation: np.dtype | None = None
+    b: np.ndarray,
+    b_zero_point: object = None,
+    activation: np.dtype | None = None,
+    bake: tuple | None = None,
 ):
     """``f(a, a_zero_point) -> exact (a - za) @ (b - zb)`` for a constant 2-D integer ``b``
     (float32 or float64 result): shared by the com.microsoft integer MatMuls. With the
-    activation type known, the weight is laid out now (at session creation)."""
-    product = _RowProduct(b, b_zero_point)
+    activation type known, the weight is laid out now (at session creation). ``bake``: see
+    ``_RowProduct``."""
+    product = _RowProduct(b, b_zero_point, bake)
     product.prepare(activation)
     return product
+
+
+def baked_zero(info: NodeInfo, position: int, bias_position: int | None = None):
+    """(zero point, bias or None) to bake into a product when the activation's zero point at
+    ``position`` is a constant scalar (and the int32 bias, when constant); else None."""
+    za = info.constant_inputs.get(position)
+    if za is None or np.asarray(za).size != 1:
+        return None
+    bias = None if bias_position is None else info.constant_inputs.get(bias_position)
+    return _scalar(za), bias
 
 
 def _const_2d(info: NodeInfo, position: int, zp_position: int | None) -> bool:
@@ -188,10 +257,9 @@ def _rows(p: np.ndarray) -> np.ndarray:
 @register("QLinearMatMul", since=(10, 21), factory=True, fresh=True)
 def qlinear_matmul(info: NodeInfo):
     """Quantized numpy.matmul: exact integer product, then one rescale to y's quantization."""
+    consts = info.constant_inputs
     product = (
-        integer_product_rows(
-            info.constant_inputs[3], info.constant_inputs.get(5), input_dtype(info, 0)
-        )
+        integer_product_rows(consts[3], consts.get(5), input_dtype(info, 0), baked_zero(info, 2))
         if (_const_2d(info, 3, 5))
         else None
     )
@@ -210,7 +278,7 @@ def qlinear_matmul(info: NodeInfo):
                 return Requantizer(term, mult, _scalar(y_zero_point), dtype)
 
             args = (a_scale, a_zero_point, b_scale, y_scale, y_zero_point)
-            return cache.get(args, a.dtype, make)(acc)
+            return cache.get(args, a.dtype, make, term)(acc)
         acc = np.matmul(
             _shifted_general(a, a_zero_point, True), _shifted_general(b, b_zero_point, False)
         )
@@ -258,8 +326,13 @@ class IntegerConv:
     group; the result is float [N, M, *out] plus, separately, the per-channel zero-point term.
     """
 
-    def __init__(self, w: np.ndarray, w_zero_point: object, geometry: ConvGeometry) -> None:
+    def __init__(
+        self, w: np.ndarray, w_zero_point: object, geometry: ConvGeometry, bake=None
+    ) -> None:
+        """``bake`` = (x_zp, bias or None): constants laid into the product (see
+        ``_RowProduct``); the im2col matrix then carries a row of ones."""
         w = np.asarray(w)
+        self.bake = bake
         m, cg = w.shape[:2]
         g = geometry.group
         if m % g:
@@ -270,6 +343,8 @@ class IntegerConv:
         self.geometry = geometry
         self.kc = cg * math.prod(w.shape[2:])
         self.weights: dict[np.dtype, ExactWeights] = {}
+        self._resolved: dict[tuple, tuple] = {}  # per input shape: the resolved geometry
+        self._terms: dict[tuple, tuple] = {}  # per (type, x_zp): zero-point terms, plain/baked
 
     def _exact(self, dtype: np.dtype) -> ExactWeights:
         """The float layout for activations of ``dtype`` (made on first use; the integers
@@ -278,12 +353,23 @@ class IntegerConv:
         if ew is None:
             m, g = self.shape[0], self.geometry.group
             wc = (_f64(self.w) - self.wz).reshape(g, m // g, self.kc)
-            ew = self.weights[dtype] = ExactWeights(wc, dtype)
+            offset = None
+            if self.bake is not None:
+                zx, bias = self.bake
+                offset = (centre_of(dtype) - zx) * wc.sum(axis=-1)
+                if bias is not None:
+                    offset = offset + _f64(bias).reshape(g, m // g)
+            ew = self.weights[dtype] = ExactWeights(wc, dtype, offset=offset)
         return ew
 
     def __call__(self, x: np.ndarray, x_zero_point: float) -> tuple[np.ndarray, np.ndarray]:
         """(exact product [N, M, *out] of centred x, the [M] term the zero point adds)."""
-        kernel, strides, dilations, begin, end, out = self.geometry.resolve(x.shape, self.shape)
+        geometry = self._resolved.get(x.shape)
+        if geometry is None:
+            if len(self._resolved) > 8:
+                self._resolved.clear()
+            geometry = self._resolved[x.shape] = self.geometry.resolve(x.shape, self.shape)
+        kernel, strides, dilations, begin, end, out = geometry
         ew = self._exact(x.dtype)
         g = self.geometry.group
         n_batch, c = x.shape[:2]
@@ -293,12 +379,13 @@ class IntegerConv:
         p = math.prod(out)
         kc = self.kc
         pointwise = all(k == 1 for k in kernel) and not any(begin) and not any(end)
+        extra = ew.extra if n_batch * self.shape[0] * p >= BAKE_MIN else 0
         if pointwise and all(s == 1 for s in strides):
-            (xs,) = scratch(x.shape, dtype=ew.dtype)
-            cols = centred(x, centre, ew.dtype, out=xs).reshape(n_batch, g, kc, p)
+            (cols,) = scratch((n_batch, g, kc + extra, p), dtype=ew.dtype)
+            centred(x.reshape(n_batch, g, kc, p), centre, ew.dtype, out=cols[:, :, :kc])
         else:
             padded = tuple(i + b + e for i, b, e in zip(x.shape[2:], begin, end))
-            xp, cols = scratch((n_batch, c, *padded), (n_batch, g, kc, p), dtype=ew.dtype)
+            xp, cols = scratch((n_batch, c, *padded), (n_batch, g, kc + extra, p), dtype=ew.dtype)
             if any(begin) or any(end):
                 xp.fill(x_zero_point - centre)
                 inner = tuple(slice(b, b + i) for b, i in zip(begin, x.shape[2:]))
@@ -306,10 +393,23 @@ class IntegerConv:
             else:
                 centred(x, centre, ew.dtype, out=xp)
             view = window_view(xp, kernel, strides, dilations, out)
-            np.copyto(cols.reshape(view.shape), view)
+            if extra:
+                split = (n_batch, g, c // g, *view.shape[2:])  # only splits axes: views both
+                target = np.reshape(cols[:, :, :kc], split, copy=False)
+                np.copyto(target, np.reshape(view, split, copy=False))
+            else:
+                np.copyto(cols.reshape(view.shape), view)
+        if extra:
+            cols[:, :, kc] = 1  # the row the baked offset reads
         acc = ew.left(cols)  # [N, g, M/g, P]
-        term = ((centre - x_zero_point) * ew.row_sums).reshape(-1)
-        return acc.reshape(n_batch, self.shape[0], *out), term
+        terms = self._terms.get((x.dtype, x_zero_point))
+        if terms is None:
+            if len(self._terms) > 16:  # a zero point that changes per call
+                self._terms.clear()
+            term = ((centre - x_zero_point) * ew.row_sums).reshape(-1)
+            less = term if ew.baked is None else term - ew.baked.reshape(-1)
+            terms = self._terms[(x.dtype, x_zero_point)] = (term, less)
+        return acc.reshape(n_batch, self.shape[0], *out), terms[1] if extra else terms[0]
 
 
 def _conv_attrs(auto_pad, dilations, group, kernel_shape, pads, strides) -> ConvGeometry:
@@ -366,17 +466,29 @@ def qlinear_conv(
     """Convolution of (x - x_zp) with (w - w_zp) plus the int32 bias, rescaled to y."""
     geom = _conv_attrs(auto_pad, dilations, group, kernel_shape, pads, strides)
     consts = info.constant_inputs
-    fixed = IntegerConv(consts[3], consts[5], geom) if 3 in consts and 5 in consts else None
+    fixed = None
+    if 3 in consts and 5 in consts:
+        fixed = IntegerConv(consts[3], consts[5], geom, baked_zero(info, 2, 8))
     x_type = input_dtype(info, 0)
     if fixed is not None and x_type is not None and x_type.kind in "iu":
         fixed._exact(x_type)  # the weight's float layout, made at session creation
 
     cache = ConstantCache(info, (1, 2, 4, 6, 7, 8) if info.num_inputs > 8 else (1, 2, 4, 6, 7))
 
+    zx_model = _scalar(consts[2]) if 2 in consts else None
+
     def run(x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point, b=None, /):
         x = np.asarray(x)
+        args = (x_scale, x_zero_point, w_scale, y_scale, y_zero_point, b)
+        if fixed is not None and cache.holds(args):  # the model's constants: a made stage
+            acc, term = fixed(x, zx_model)
+            stage = cache.known(term, (x.dtype, acc.ndim))
+            if stage is not None:
+                return stage(acc)
         conv = fixed if fixed is not None else IntegerConv(w, w_zero_point, geom)
-        acc, term = conv(x, _scalar(x_zero_point))
+        model_zp = zx_model is not None and x_zero_point is consts[2]
+        zx = zx_model if model_zp else _scalar(x_zero_point)
+        acc, term = conv(x, zx)
 
         def make() -> Requantizer:
             offset = term if b is None else term + _f64(b).reshape(-1)
@@ -388,7 +500,6 @@ def qlinear_conv(
                 _channels(offset, rank), _channels(mult, rank), _scalar(y_zero_point), dtype
             )
 
-        args = (x_scale, x_zero_point, w_scale, y_scale, y_zero_point, b)
-        return cache.get(args[: len(cache.constants)], (x.dtype, acc.ndim), make)(acc)
+        return cache.get(args, (x.dtype, acc.ndim), make, term)(acc)
 
     return run

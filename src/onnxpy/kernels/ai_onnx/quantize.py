@@ -10,10 +10,13 @@ QLinearConv, MatMulInteger, ConvInteger) live in ``qlinear.py``.
 
 from __future__ import annotations
 
+import struct
+
 import ml_dtypes
 import numpy as np
 
-from onnxpy.kernels.registry import register
+from onnxpy.kernels.intgemm import fast_clip
+from onnxpy.kernels.registry import NodeInfo, register
 from onnxpy.types import ELEM_TYPE_TO_DTYPE, INTEGER_RANGES
 
 # Float targets that have an out-of-range encoding (NaN/inf) when not saturating.
@@ -115,7 +118,60 @@ def _output_type(output_dtype: int, zero_point: object) -> np.dtype:
     return np.dtype(np.uint8)
 
 
-@register("QuantizeLinear", since=(10, 13, 19, 21, 23, 24, 25, 28))
+_VERSIONS = (10, 13, 19, 21, 23, 24, 25, 28)
+
+
+def _constant_8bit(info: NodeInfo) -> tuple | None:
+    """(scale, zero point, type) when a Q/DQ node's scale and zero point are constants of the
+    common per-tensor 8-bit kind, so a kernel can take them as they are: else None."""
+    consts = info.constant_inputs
+    if 1 not in consts or (info.num_inputs > 2 and 2 not in consts):
+        return None
+    return _per_tensor_8bit(np.empty(0, np.float32), consts[1], consts.get(2), 0, 0)
+
+
+@register("QuantizeLinear", since=_VERSIONS, factory=True)
+def quantize_linear_kernel(info: NodeInfo, **attrs):
+    """QuantizeLinear; float32 data with constant per-tensor 8-bit parameters takes
+    ``_quantize_fast`` directly (no per-call inspection of the parameters)."""
+    fast = None if any(attrs.get(k) for k in _WIDE) else _constant_8bit(info)
+    scale, zero = info.constant_inputs.get(1), info.constant_inputs.get(2)
+
+    def run(x, y_scale, y_zero_point=None, /):
+        if fast is not None and y_scale is scale and y_zero_point is zero:
+            x = np.asarray(x)
+            if x.dtype == _F32:
+                return _quantize_fast(x, *fast)
+        return quantize_linear(x, y_scale, y_zero_point, **attrs)
+
+    return run
+
+
+@register("DequantizeLinear", since=_VERSIONS, factory=True)
+def dequantize_linear_kernel(info: NodeInfo, **attrs):
+    """DequantizeLinear; 8-bit data with constant per-tensor parameters: two passes with the
+    parameters read once."""
+    fast = None if any(attrs.get(k) for k in _WIDE) else _constant_8bit(info)
+    scale, zero = info.constant_inputs.get(1), info.constant_inputs.get(2)
+
+    def run(x, x_scale, x_zero_point=None, /):
+        if fast is not None and x_scale is scale and x_zero_point is zero:
+            x = np.asarray(x)
+            if x.dtype == fast[2]:
+                zp = fast[1]
+                y = np.subtract(x, np.float32(zp), dtype=_F32) if zp else x.astype(_F32)
+                np.multiply(y, fast[0], out=y)
+                return y
+        return dequantize_linear(x, x_scale, x_zero_point, **attrs)
+
+    return run
+
+
+# Attributes that leave the per-tensor 8-bit case (blocked, another output type or precision).
+_WIDE = ("block_size", "output_dtype", "precision")
+_F32 = np.dtype(np.float32)
+
+
 def quantize_linear(
     x,
     y_scale,
@@ -152,7 +208,6 @@ def quantize_linear(
     return _quantize_values(q, zp, dtype, saturate)
 
 
-@register("DequantizeLinear", since=(10, 13, 19, 21, 23, 24, 25, 28))
 def dequantize_linear(x, x_scale, x_zero_point=None, /, *, axis=1, block_size=0, output_dtype=0):
     """y = (x - x_zero_point) * x_scale, in the output type (the scale's unless given)."""
     x = np.asarray(x)
@@ -226,25 +281,81 @@ def _quantize_fast(x: np.ndarray, scale, zero_point: float, dtype: np.dtype) -> 
     with np.errstate(all="ignore"):
         q = np.divide(x, scale)
         np.rint(q, out=q)
-        nan = np.isnan(q)
-        if nan.any():
-            q[nan] = -zero_point  # NaN -> 0, as the general path
-        np.clip(q, lo - zero_point, hi - zero_point, out=q)
+        # The sum is NaN where a value is (or where infinities of both signs meet: rechecked).
+        if np.isnan(np.add.reduce(q.reshape(-1))):
+            q[np.isnan(q)] = -zero_point  # NaN -> 0, as the general path
+        fast_clip(q, lo - zero_point, hi - zero_point, out=q)
         np.add(q, np.float32(zero_point), out=out, casting="unsafe")
     return out
+
+
+_FLOAT32 = struct.Struct("f")
+
+
+def _f32(v: float) -> float:
+    """``v`` rounded to float32 (nearest even), as a Python float: float32 arithmetic on
+    float32 operands done in double and rounded once is exact for + - * / (double holds more
+    than twice float32's digits), and this is cheaper than NumPy scalars. OverflowError past
+    float32's range."""
+    return _FLOAT32.unpack(_FLOAT32.pack(v))[0]
+
+
+def dynamic_range(x: np.ndarray) -> tuple[float, int, bool] | None:
+    """DynamicQuantizeLinear's (scale, zero point) for float32 ``x``, and whether any value
+    would saturate (so a clip is needed): None when the scale is 0 or not finite (an empty,
+    all-zero or NaN/inf input), which the general path handles. Two reductions over the flat
+    data; the rest is scalar float32 arithmetic, as the spec computes it."""
+    if not x.size:
+        return None
+    flat = x.reshape(-1)
+    mn, mx = float(np.minimum.reduce(flat)), float(np.maximum.reduce(flat))
+    lo = mn if mn < 0.0 else 0.0  # NaN: both stay 0, so the scale is 0
+    hi = mx if mx > 0.0 else 0.0
+    try:
+        scale = _f32(_f32(hi - lo) / 255.0)
+    except OverflowError:
+        return None
+    if not 0.0 < scale < float("inf"):
+        return None
+    zp = min(max(round(_f32(-lo / scale)), 0), 255)  # round(): halves to even, as rint
+    # Division and rounding are monotonic, so the extremes' quotients bound every value's.
+    saturates = round(_f32(mn / scale)) < -zp or round(_f32(mx / scale)) > 255 - zp
+    return scale, zp, saturates
+
+
+def dynamic_centred(x: np.ndarray) -> tuple[np.ndarray, float, int] | None:
+    """``DynamicQuantizeLinear(x) - zero_point`` as float32 (integers in [-255, 255], ready
+    for an exact product), with the scale and zero point; None where ``dynamic_range`` is
+    None. Two passes (divide, round) after the reductions, three when a value saturates."""
+    found = dynamic_range(x)
+    if found is None:
+        return None
+    scale, zp, saturates = found
+    q = np.divide(x, scale)
+    np.rint(q, out=q)
+    if saturates:
+        fast_clip(q, np.float32(-zp), np.float32(255 - zp), out=q)
+    return q, scale, zp
 
 
 @register("DynamicQuantizeLinear", since=11)
 def dynamic_quantize_linear(x, /):
     """uint8 quantization with scale and zero point from the data range (including 0)."""
     x = np.asarray(x, dtype=np.float32)
+    found = dynamic_centred(x)
+    if found is not None:
+        q, scale, zp = found
+        out = np.empty(x.shape, dtype=_UINT8)
+        np.add(q, np.float32(zp), out=out, casting="unsafe")
+        return out, np.array(scale, dtype=np.float32), np.array(zp, dtype=np.uint8)
+    # Empty, all zeros, or NaN/inf in the data: the scale is 0 or not finite.
     zero = np.float32(0)
     lo = min(zero, x.min()) if x.size else zero
     hi = max(zero, x.max()) if x.size else zero
-    scale = np.float32((hi - lo) / np.float32(255))  # float32 arithmetic, as the spec's
+    scale = np.float32((hi - lo) / np.float32(255))
     if scale == 0:
         return np.zeros(x.shape, np.uint8), np.array(scale), np.array(0, dtype=np.uint8)
-    zp = min(max(round(float(-lo / scale)), 0), 255)  # round(): halves to even, as rint
+    zp = min(max(round(float(-lo / scale)), 0), 255)
     y = _quantize_fast(x, scale, float(zp), _UINT8)
     return y, np.array(scale, dtype=np.float32), np.array(zp, dtype=np.uint8)
 

@@ -23,9 +23,15 @@ import numpy as np
 from onnxpy.errors import NotImplemented as NotSupported
 from onnxpy.kernels.ai_onnx.activation import leaky_relu, sigmoid, softmax, softmax_legacy
 from onnxpy.kernels.ai_onnx.pool import average_pool
-from onnxpy.kernels.ai_onnx.qlinear import ConstantCache, input_dtype, integer_product_rows
+from onnxpy.kernels.ai_onnx.qlinear import (
+    ConstantCache,
+    baked_zero,
+    input_dtype,
+    integer_product_rows,
+)
 from onnxpy.kernels.ai_onnx.quantize import (
     dequantize_linear,
+    dynamic_centred,
     dynamic_quantize_linear,
     quantize_linear,
 )
@@ -279,15 +285,26 @@ def qgemm(info: NodeInfo, *, alpha=1.0, transA=0, transB=0):
     fixed = None
     if b is not None and b.ndim == 2 and 5 in info.constant_inputs:
         a_type = input_dtype(info, 0)
-        fixed = integer_product_rows(b.T if transB else b, info.constant_inputs[5], a_type)
+        bake = baked_zero(info, 2, 6)
+        fixed = integer_product_rows(b.T if transB else b, info.constant_inputs[5], a_type, bake)
     cache = ConstantCache(info, (1, 2, 4, 6, 7, 8)[: max(0, info.num_inputs - 3)])
+
+    za_model = _zp(info.constant_inputs[2]) if 2 in info.constant_inputs else None
 
     def run(a, a_scale, a_zero_point, b, b_scale, b_zero_point, c=None, y_scale=None, y_zp=None, /):
         a = np.asarray(a)
         if transA:
             a = a.T
-        bb = np.asarray(b).T if transB else b
-        acc, term = _product(fixed, a, _zp(a_zero_point), bb, b_zero_point)
+        args = (a_scale, a_zero_point, b_scale, c, y_scale, y_zp)
+        if fixed is not None and za_model is not None and cache.holds(args):
+            acc, term = fixed(a, za_model)  # the model's constants: a made stage
+            stage = cache.known(term, a.dtype)
+            if stage is not None:
+                return stage(acc)
+        bb = np.asarray(b).T if (transB and fixed is None) else b
+        model_zp = za_model is not None and a_zero_point is info.constant_inputs[2]
+        za = za_model if model_zp else _zp(a_zero_point)
+        acc, term = _product(fixed, a, za, bb, b_zero_point)
         out_dtype = a.dtype
 
         def make():
@@ -298,8 +315,7 @@ def qgemm(info: NodeInfo, *, alpha=1.0, transA=0, transB=0):
             dtype = _out_type(y_zp, out_dtype)
             return Requantizer(offset, scale / _scalar(y_scale), _zp(y_zp), dtype)
 
-        args = (a_scale, a_zero_point, b_scale, c, y_scale, y_zp)[: len(cache.constants)]
-        return cache.get(args, a.dtype, make)(acc)
+        return cache.get(args, a.dtype, make, term)(acc)
 
     return run
 
@@ -340,27 +356,43 @@ def dynamic_quantize_matmul(info: NodeInfo):
     """A quantized to uint8 from its own range (DynamicQuantizeLinear), then the integer
     product rescaled to float32, plus bias."""
     fixed = _row_product(info, 1, 3)
+    scales = _ColumnScales(info.constant_inputs.get(2))
 
     def run(a, b, b_scale, b_zero_point=None, bias=None, /):
         a = np.asarray(a)
-        if fixed is not None and a.dtype == np.float32 and a.size:
+        if fixed is not None and a.dtype == _F32:
             # DynamicQuantizeLinear's integers minus their zero point, kept as floats for the
-            # product: clip(rint(a / s), -zp, 255 - zp) is exactly quantize(a) - zp.
-            lo, hi = min(np.float32(0), a.min()), max(np.float32(0), a.max())
-            scale = np.float32((hi - lo) / np.float32(255))
-            if np.isfinite(scale) and scale > 0:
-                zp = min(max(round(float(-lo / scale)), 0), 255)
-                q = np.divide(a, scale)
-                np.rint(q, out=q)
-                np.clip(q, -zp, 255 - zp, out=q)
-                s = float(scale) * np.asarray(b_scale, dtype=np.float64).reshape(-1)
-                return _FloatOutput(0.0, s, bias)(fixed.with_zero_point_removed(q))
+            # product (exactly quantize(a) - zp).
+            found = dynamic_centred(a)
+            if found is not None:
+                q, scale, _ = found
+                acc = fixed.with_zero_point_removed(q)
+                y = acc if acc.dtype == _F32 else np.empty(acc.shape, dtype=_F32)
+                np.multiply(acc, scales.times(b_scale, scale), out=y, casting="unsafe")
+                if bias is not None:
+                    np.add(y, bias, out=y)
+                return y
         aq, a_scale, a_zp = dynamic_quantize_linear(a)
         acc, term = _product(fixed, aq, float(a_zp), b, b_zero_point)
         scale = float(a_scale) * np.asarray(b_scale, dtype=np.float64).reshape(-1)
         return _FloatOutput(term, scale, bias)(acc)
 
     return run
+
+
+class _ColumnScales:
+    """``a_scale * b_scale`` (per tensor or per output column) as float32, with a constant
+    ``b_scale`` converted once: one small multiply a call."""
+
+    def __init__(self, constant: np.ndarray | None) -> None:
+        self.constant = constant
+        self.f32 = None if constant is None else np.asarray(constant, _F32).reshape(-1)
+
+    def times(self, b_scale, a_scale: float) -> np.ndarray:
+        if b_scale is self.constant and self.f32 is not None:
+            return np.multiply(self.f32, a_scale)
+        s = float(a_scale) * np.asarray(b_scale, dtype=np.float64).reshape(-1)
+        return s.astype(_F32)
 
 
 # -- MatMulNBits ---------------------------------------------------------------------------------
