@@ -395,8 +395,10 @@ class IntegerConv:
             view = window_view(xp, kernel, strides, dilations, out)
             if extra:
                 split = (n_batch, g, c // g, *view.shape[2:])  # only splits axes: views both
-                target = np.reshape(cols[:, :, :kc], split, copy=False)
-                np.copyto(target, np.reshape(view, split, copy=False))
+                target = cols[:, :, :kc].reshape(split)
+                if not np.may_share_memory(target, cols):  # (np.reshape's copy=False: 2.1+)
+                    raise AssertionError("the im2col target must be a view of its buffer")
+                np.copyto(target, view.reshape(split))
             else:
                 np.copyto(cols.reshape(view.shape), view)
         if extra:
