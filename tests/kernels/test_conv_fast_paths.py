@@ -26,20 +26,25 @@ RNG = np.random.default_rng(18)
 
 def _model(x_shape, w, b, attrs, op="Conv", extra_inputs=(), domain="", bias_fed=False):
     """One ``op`` node; ``b`` an initializer, or with ``bias_fed`` a graph input named "b"
-    of that many channels (``b`` then gives its length)."""
+    of that many channels (``b`` then gives its length); without ``b``, ``extra_inputs``
+    follow an empty bias name, as onnxruntime expects."""
     inits = [numpy_helper.from_array(w, "w")]
     inputs = ["x", "w"]
     if b is not None:
         if not bias_fed:
             inits.append(numpy_helper.from_array(b, "b"))
         inputs.append("b")
+    elif extra_inputs:
+        inputs.append("")
     inputs += list(extra_inputs)
     node = helper.make_node(op, inputs, ["y"], domain=domain, **attrs)
     graph_inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))]
     if bias_fed:
         graph_inputs.append(helper.make_tensor_value_info("b", TensorProto.FLOAT, [len(b)]))
     graph_inputs += [
-        helper.make_tensor_value_info(name, TensorProto.FLOAT, list(x_shape[:1]) + [None] * 3)
+        helper.make_tensor_value_info(
+            name, TensorProto.FLOAT, list(x_shape[:1]) + [None] * (len(x_shape) - 1)
+        )
         for name in extra_inputs
     ]
     graph = helper.make_graph(

@@ -8,8 +8,11 @@ buffer; for large strided kernels, such as a 7x7 stride-2 stem, one copy per str
 the input, ``kernels.depthwise.phase_columns``), 3x3 stride-1 layers of 64 channels or more
 use Winograd F(2x2, 3x3) (16 smaller products), and depthwise ones one small product per
 channel over its copied kernel taps (``kernels.depthwise``, which also adds the bias, as one
-more tap whose row is all ones). Bias, com.microsoft
-FusedConv's residual Z and its activation are then applied in place (``conv_runner``).
+more tap whose row is all ones). On the single-group product paths the bias and com.microsoft
+FusedConv's residual Z are written into the output first and the product is accumulated onto
+them by BLAS (``kernels.blas.matmul_accumulate``, beta = 1: one write-only pass instead of a
+read-write pass per term; ResNet-50 about 1 % faster on one thread); elsewhere they are added
+in place after it. The activation is then applied in place (``conv_runner``).
 (Carrying the bias in the product for the other paths too measured no faster on MobileNetV2,
 and the weight copy with the extra column held ResNet-50's weights twice: 266 vs 206 MB.)
 Half-precision inputs are computed in float32 and rounded back once at the end.
@@ -27,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from onnxpy.kernels.blas import accumulates, matmul_accumulate
 from onnxpy.kernels.blas import matmul as blas_matmul
 from onnxpy.kernels.depthwise import depthwise_conv, phase_columns, weight_with_bias
 from onnxpy.kernels.registry import NodeInfo, register
@@ -244,6 +248,36 @@ def _gemm_into(mat: np.ndarray, cols: np.ndarray, y: np.ndarray) -> None:
         blas_matmul(mat, cols, out=y)
 
 
+def _checked_z(z: np.ndarray, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """FusedConv's Z in the compute dtype, refused unless it broadcasts to the output."""
+    zc = np.asarray(z, dtype=dtype)
+    try:
+        fits = np.broadcast_shapes(zc.shape, shape) == shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"Z of shape {zc.shape} does not match the output {shape}")
+    return zc
+
+
+def _gemm_onto(
+    mat: np.ndarray, cols: np.ndarray, y: np.ndarray, bias: np.ndarray | None, z: np.ndarray | None
+) -> None:
+    """``y = mat @ cols + bias + z`` (``y`` [N, M, *out], ``cols`` [N, K, P]): the bias and
+    Z written first, in one pass that only writes ``y``, and each product added onto them
+    by BLAS as it is written (``matmul_accumulate``), instead of a pass that reads and
+    writes the output for each term after the product."""
+    if z is None:
+        np.copyto(y, bias)
+    elif bias is None:
+        np.copyto(y, z)
+    else:
+        np.add(z, bias, out=y)
+    y3 = y.reshape(y.shape[0], mat.shape[0], -1)
+    for i in range(cols.shape[0]):
+        matmul_accumulate(mat, np.ascontiguousarray(cols[i]), y3[i])
+
+
 def _phase_split_pays(kernel: Sequence[int], strides: Sequence[int]) -> bool:
     """Whether the im2col copy goes through stride-phase planes: strided kernels with at
     least 4 taps per phase on average (7x7 or 5x5 at stride 2, not 3x3 at stride 2 or
@@ -257,9 +291,12 @@ def _conv_core(
     pw: _PreparedWeight,
     geom: _ConvGeometry,
     bias: np.ndarray | None = None,
-) -> tuple[np.ndarray, bool]:
-    """(Y = conv(x, W) as a fresh C-contiguous array in ``x.dtype`` (the compute dtype), whether
-    ``bias`` is already added to it: the depthwise path adds it, the others leave it).
+    z: np.ndarray | None = None,
+) -> tuple[np.ndarray, bool, bool]:
+    """(Y = conv(x, W) as a fresh C-contiguous array in ``x.dtype`` (the compute dtype),
+    whether ``bias`` is already added to it, whether ``z`` is): the depthwise path adds the
+    bias; the single-group product paths add both, under the product, where NumPy's BLAS
+    can accumulate (``_gemm_onto``); the others leave them.
 
     Every path but depthwise (``kernels.depthwise``) ends in one BLAS product written into
     the final [N, M, *out] buffer: a 1x1 stride-1 unpadded convolution multiplies the input
@@ -278,11 +315,11 @@ def _conv_core(
     padded = any(begin) or any(end)
     pointwise = all(k == 1 for k in kernel)
     if pw.winograd and strides == (1, 1) and dilations == (1, 1) and min(out) >= _WINOGRAD_MIN_OUT:
-        return _winograd(x, _winograd_weights(pw, x.dtype), begin, out), False
+        return _winograd(x, _winograd_weights(pw, x.dtype), begin, out), False, False
     if pw.depthwise and not (pointwise and not padded):
         wmat = _depthwise_weights(pw, bias)
         y = depthwise_conv(x, wmat, kernel, strides, dilations, begin, end, out)
-        return y, bias is not None
+        return y, bias is not None, False
     y = np.empty((n_batch, m, *out), dtype=x.dtype)
     # group > 1: (G, M/G, K) @ (N, G, K, P) -> (N, G, M/G, P), one product per group.
     split = (n_batch, g) if g > 1 else (n_batch,)
@@ -311,8 +348,13 @@ def _conv_core(
             (cols,) = scratch((*split, kc, p), dtype=x.dtype)
         view = window_view(xp, kernel, strides, dilations, out)
         np.copyto(cols.reshape(view.shape), view)
+    if g == 1 and (bias is not None or z is not None) and accumulates(x.dtype):
+        if z is not None:
+            z = _checked_z(z, x.dtype, y.shape)
+        _gemm_onto(pw.mat, cols, y, bias, z)
+        return y, True, True
     _gemm_into(pw.mat, cols, y3)
-    return y, False
+    return y, False, False
 
 
 # -- Winograd F(2x2, 3x3) ------------------------------------------------------------------------
@@ -502,14 +544,11 @@ def conv_runner(
         bias = biases.get(dt) if b is not None and b is const_b else None
         if b is not None and bias is None:
             bias = _channel_vector(b, dt, np.ndim(x))
-        y, biased = _conv_core(np.asarray(x, dtype=dt), pw, geom, bias)
+        y, biased, z_added = _conv_core(np.asarray(x, dtype=dt), pw, geom, bias, z)
         if bias is not None and not biased:
             y += bias
-        if z is not None:
-            zc = np.asarray(z, dtype=dt)
-            if np.broadcast_shapes(zc.shape, y.shape) != y.shape:
-                raise ValueError(f"Z of shape {zc.shape} does not match the output {y.shape}")
-            y += zc
+        if z is not None and not z_added:
+            y += _checked_z(z, dt, y.shape)
         if activation is not None:
             activation(y)
         if y.dtype != x.dtype:
