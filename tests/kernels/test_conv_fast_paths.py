@@ -247,7 +247,8 @@ def test_strided_large_kernel_columns_from_phase_planes(
 @pytest.mark.parametrize("activation", ["Relu", "LeakyRelu", "Sigmoid"])
 def test_fused_conv_on_phase_columns_and_64_channel_winograd(monkeypatch, with_z, activation):
     """FusedConv's bias, Z and activation on both new paths: a 7x7 stride-2 stem and a
-    64-channel 3x3 layer (Winograd from 64 channels on), batch 2."""
+    64-channel 3x3 layer (Winograd from 64 channels on, on one thread), batch 2."""
+    monkeypatch.setattr(conv_module, "intra_op_threads", lambda: 1)
     phased = _count_calls(monkeypatch, "phase_columns")
     winograd = _count_calls(monkeypatch, "_winograd")
     params = {"activation_params": [0.1]} if activation == "LeakyRelu" else {}
@@ -278,3 +279,19 @@ def test_phase_columns_float64_match_the_definition(monkeypatch):
     got = run_node("Conv", [x, w, b], constants=(1, 2), **attrs)
     assert got.dtype == np.float64 and calls
     np.testing.assert_allclose(got, naive_conv(x, w, b, **attrs), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("threads", "channels", "winograd"),
+    [(1, 64, True), (2, 64, False), (2, 192, True), (1, 63, False)],
+)
+def test_winograd_channel_bound_follows_the_thread_count(monkeypatch, threads, channels, winograd):
+    """64 channels take Winograd on one thread, 192 on more (BLAS splits only its products);
+    either way the result is the convolution's."""
+    monkeypatch.setattr(conv_module, "intra_op_threads", lambda: threads)
+    calls = _count_calls(monkeypatch, "_winograd")
+    x = RNG.standard_normal((1, channels, 11, 12)).astype(np.float32)
+    w = (RNG.standard_normal((channels, channels, 3, 3)) * 0.1).astype(np.float32)
+    b = RNG.standard_normal(channels).astype(np.float32)
+    _compare(_model(x.shape, w, b, {"pads": [1, 1, 1, 1]}), {"x": x})
+    assert bool(calls) == winograd

@@ -35,6 +35,7 @@ from onnxpy.kernels.blas import matmul as blas_matmul
 from onnxpy.kernels.depthwise import depthwise_conv, phase_columns, weight_with_bias
 from onnxpy.kernels.registry import NodeInfo, register
 from onnxpy.kernels.scratch import scratch
+from onnxpy.kernels.threads import intra_op_threads
 
 __all__ = [
     "conv_runner",
@@ -314,7 +315,13 @@ def _conv_core(
     p = math.prod(out)
     padded = any(begin) or any(end)
     pointwise = all(k == 1 for k in kernel)
-    if pw.winograd and strides == (1, 1) and dilations == (1, 1) and min(out) >= _WINOGRAD_MIN_OUT:
+    if (
+        pw.winograd
+        and strides == (1, 1)
+        and dilations == (1, 1)
+        and min(out) >= _WINOGRAD_MIN_OUT
+        and min(m, c) >= _winograd_min_channels()
+    ):
         return _winograd(x, _winograd_weights(pw, x.dtype), begin, out), False, False
     if pw.depthwise and not (pointwise and not padded):
         wmat = _depthwise_weights(pw, bias)
@@ -368,14 +375,22 @@ def _conv_core(
 #   G   = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
 #   A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
 #
-# It pays off only where the im2col product is large against the transforms: layers with
-# C, M >= 64 and outputs of at least 10x10. Measured on one thread (Zen 4, OpenBLAS 0.3.31),
-# Winograd / im2col time: 64 channels at 56x56 0.75, 128 at 28x28 0.68, 128 at 10x10 0.77,
-# 256 at 14x14 0.72; 32 at 28x28 1.0, 16 at 28x28 1.4, 512 at 7x7 1.17 (tiles too few for
-# the 16 products). Lowering the channel bound from 192 to 64 took ResNet-50 4 % faster.
+# It pays off only where the im2col product is large against the transforms: outputs of at
+# least 10x10, and on one thread layers with C, M >= 64, on more threads C, M >= 192 (BLAS
+# splits the products over the threads, not NumPy's transforms). Measured on one thread (Zen 4,
+# OpenBLAS 0.3.31), Winograd / im2col time: 64 channels at 56x56 0.75, 128 at 28x28 0.68, 128
+# at 10x10 0.77, 256 at 14x14 0.72; 32 at 28x28 1.0, 16 at 28x28 1.4, 512 at 7x7 1.17 (tiles
+# too few for the 16 products). The bound of 64 took ResNet-50 4 % and a ResNet-18 11 % faster
+# on one thread, and 1.5-2 % slower on two (in-process A/B against 192).
 
 _WINOGRAD_MIN_CHANNELS = 64
+_WINOGRAD_MIN_CHANNELS_THREADED = 192
 _WINOGRAD_MIN_OUT = 10
+
+
+def _winograd_min_channels() -> int:
+    """The channel bound for the thread count products run on now (intra_op_num_threads)."""
+    return _WINOGRAD_MIN_CHANNELS if intra_op_threads() == 1 else _WINOGRAD_MIN_CHANNELS_THREADED
 
 
 def _winograd_worth_it(w_shape: Sequence[int], group: int) -> bool:
