@@ -285,13 +285,17 @@ def test_phase_columns_float64_match_the_definition(monkeypatch):
     ("threads", "channels", "winograd"),
     [(1, 64, True), (2, 64, False), (2, 192, True), (1, 63, False)],
 )
-def test_winograd_channel_bound_follows_the_thread_count(monkeypatch, threads, channels, winograd):
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_winograd_channel_bound_follows_the_thread_count(
+    monkeypatch, threads, channels, winograd, with_bias
+):
     """64 channels take Winograd on one thread, 192 on more (BLAS splits only its products);
-    either way the result is the convolution's."""
+    either way the result is the convolution's, with its bias (added to one of the 16
+    products) or without."""
     monkeypatch.setattr(conv_module, "intra_op_threads", lambda: threads)
     calls = _count_calls(monkeypatch, "_winograd")
     x = RNG.standard_normal((1, channels, 11, 12)).astype(np.float32)
     w = (RNG.standard_normal((channels, channels, 3, 3)) * 0.1).astype(np.float32)
-    b = RNG.standard_normal(channels).astype(np.float32)
+    b = RNG.standard_normal(channels).astype(np.float32) if with_bias else None
     _compare(_model(x.shape, w, b, {"pads": [1, 1, 1, 1]}), {"x": x})
     assert bool(calls) == winograd
