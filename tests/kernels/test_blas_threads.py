@@ -146,6 +146,7 @@ def test_without_openblas_nothing_is_switched_and_limits_go_through_threadpoolct
     monkeypatch.setattr(blas, "_find_openblas", lambda: None)
     for name, value in [("_resolved", False), ("_setter", None), ("_limit", 0), ("_now", 0)]:
         monkeypatch.setattr(blas, name, value)
+    monkeypatch.setattr(blas, "_gemms", {})
     monkeypatch.setattr(blas, "_floor", blas._OWN_SINGLE)
     import threadpoolctl
 
@@ -153,6 +154,9 @@ def test_without_openblas_nothing_is_switched_and_limits_go_through_threadpoolct
     assert not blas.blas_switchable()
     a = np.ones((512, 512), np.float32)
     np.testing.assert_array_equal(blas.matmul(a, a), np.full((512, 512), 512, np.float32))
+    assert not blas.accumulates(np.float32)  # and C += A @ B is a product, then an add
+    c = np.ones((512, 512), np.float32)
+    np.testing.assert_array_equal(blas.matmul_accumulate(a, a, c), np.full_like(c, 513))
     blas.fit_blas_threads(1 << 30)
     blas.set_blas_threads(3)
     assert calls == [{"limits": 3, "user_api": "blas"}]

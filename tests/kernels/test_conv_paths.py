@@ -17,6 +17,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import onnxpy
+from onnxpy.kernels.ai_onnx import conv as conv_module
 from tests.kernels.test_conv import naive_conv
 from tests.kernels.test_conv import run as run_node
 
@@ -266,11 +267,14 @@ def _conv_float64(x, w, pads):
         ((1, 192, 14, 14), 200, [1, 1, 1, 1]),
         ((2, 196, 11, 12), 192, [0, 1, 2, 1]),
         ((1, 192, 13, 16), 192, [1, 0, 0, 2]),
+        ((2, 64, 12, 10), 64, [1, 1, 1, 1]),
     ],
 )
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_conv_wide_3x3_winograd_path(x_shape, m, pads, dtype):
-    """Wide 3x3 stride-1 layers take the Winograd path: still the convolution's sum."""
+def test_conv_wide_3x3_winograd_path(monkeypatch, x_shape, m, pads, dtype):
+    """Wide 3x3 stride-1 layers take the Winograd path (from 64 channels on one thread): still
+    the convolution's sum."""
+    monkeypatch.setattr(conv_module, "intra_op_threads", lambda: 1)
     x = rand(*x_shape, dtype=dtype)
     w = rand(m, x_shape[1], 3, 3, dtype=dtype) * dtype(0.05)
     b = rand(m, dtype=dtype)

@@ -24,6 +24,11 @@ only from the first thread that set one). The library is the OpenBLAS file in
 (MKL, BLIS, Accelerate) nothing is switched: the process-wide limit, set through
 threadpoolctl, holds for every product.
 
+``matmul_accumulate`` computes ``C += A @ B`` in one call of that OpenBLAS's cblas_sgemm or
+cblas_dgemm with beta = 1 (found with the same symbol prefix and suffix, its integer width
+from the build's configuration string), which NumPy's matmul cannot; other BLAS builds and
+dtypes fall back to a product and an add.
+
 The count belongs to the process: a product may run on the count a concurrent run chose
 (never a different result, only a different speed); products that do not go through
 ``matmul`` run on the count last set.
@@ -40,7 +45,15 @@ from time import perf_counter
 
 import numpy as np
 
-__all__ = ["SMALL_PRODUCT", "blas_switchable", "fit_blas_threads", "matmul", "set_blas_threads"]
+__all__ = [
+    "SMALL_PRODUCT",
+    "accumulates",
+    "blas_switchable",
+    "fit_blas_threads",
+    "matmul",
+    "matmul_accumulate",
+    "set_blas_threads",
+]
 
 # Products below this many multiply-adds (m * k * n of one BLAS call) run on one thread.
 # Measured on the zoo at 2 threads, cores free: with 1 << 20 (BERT's attention products stay
@@ -57,6 +70,7 @@ _setter = None  # OpenBLAS's set_num_threads, once found
 _resolved = False
 _limit = 0  # threads for large products (0: not known yet)
 _now = 0  # the count last set (0: not known)
+_gemms: dict[np.dtype, object] = {}  # dtype -> OpenBLAS's cblas_?gemm (C += A @ B), once found
 
 
 def _find_openblas() -> str | None:
@@ -85,6 +99,7 @@ def _resolve() -> None:
     global _setter, _resolved, _limit, _now, _floor
     _resolved = True
     _floor = sys.maxsize  # until a setter is found
+    _gemms.clear()
     path = _find_openblas()
     if path is None:
         return
@@ -104,7 +119,31 @@ def _resolve() -> None:
                     _limit = _now
                 _setter = setter
                 _floor = _OWN_SINGLE
+                _find_gemms(lib, prefix, suffix)
                 return
+
+
+def _find_gemms(lib: ctypes.CDLL, prefix: str, suffix: str) -> None:
+    """OpenBLAS's cblas_sgemm / cblas_dgemm, with the integer width the build was made with
+    (64-bit where its configuration says USE64BITINT, as NumPy's own OpenBLAS does)."""
+    config = getattr(lib, f"{prefix}openblas_get_config{suffix}", None)
+    if config is None:
+        return
+    config.argtypes, config.restype = [], ctypes.c_char_p
+    index = ctypes.c_int64 if b"USE64BITINT" in (config() or b"") else ctypes.c_int
+    ptr = ctypes.c_void_p
+    for dtype, name, scalar in (
+        (np.float32, "sgemm", ctypes.c_float),
+        (np.float64, "dgemm", ctypes.c_double),
+    ):
+        gemm = getattr(lib, f"{prefix}cblas_{name}{suffix}", None)
+        if gemm is None:
+            continue
+        # (order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
+        gemm.argtypes = [ctypes.c_int] * 3 + [index] * 3 + [scalar, ptr, index, ptr, index]
+        gemm.argtypes += [scalar, ptr, index]
+        gemm.restype = None
+        _gemms[np.dtype(dtype)] = gemm
 
 
 def blas_switchable() -> bool:
@@ -224,19 +263,68 @@ _chooser = _Chooser()
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``numpy.matmul(a, b, out=out)`` on the BLAS thread count that suits it (see above)."""
     macs = (a.shape[-2] if a.ndim > 1 else 1) * a.shape[-1] * (b.shape[-1] if b.ndim > 1 else 1)
+    return _sized(macs, np.matmul, a, b, out)
+
+
+def _sized(macs: int, product, *args):
+    """``product(*args)`` on the thread count that suits ``macs`` multiply-adds."""
     if macs < _floor:
-        return np.matmul(a, b, out=out)
+        return product(*args)
     if macs < SMALL_PRODUCT or _limit <= 1:
         want = 1 if macs < SMALL_PRODUCT else _limit
         if want != _now:
             _switch(want)
-        return np.matmul(a, b, out=out)
+        return product(*args)
     chooser = _chooser
     multi, probe = chooser.choose(macs)
     want = _limit if multi else 1
     if want != _now:
         _switch(want)
     t0 = perf_counter()
-    y = np.matmul(a, b, out=out)
+    y = product(*args)
     chooser.record(macs, multi, perf_counter() - t0, probe)
     return y
+
+
+def _accumulate(gemm, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    m, k = a.shape
+    n = b.shape[1]
+    # Row-major (101), neither operand transposed (111), alpha = beta = 1.
+    gemm(101, 111, 111, m, n, k, 1.0, a.ctypes.data, k, b.ctypes.data, n, 1.0, c.ctypes.data, n)
+    return c
+
+
+def accumulates(dtype: np.dtype) -> bool:
+    """True when ``matmul_accumulate`` of C-contiguous ``dtype`` operands is one BLAS call
+    (NumPy's OpenBLAS, float32 or float64)."""
+    if not _resolved:
+        with _lock:
+            if not _resolved:
+                _resolve()
+    return np.dtype(dtype) in _gemms
+
+
+def matmul_accumulate(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """``c += a @ b`` for 2-D operands; returns ``c``.
+
+    Where ``accumulates`` holds and the operands are C-contiguous in ``c``'s dtype, one BLAS
+    call computes it (beta = 1: the product is added as it is written, no pass of its own);
+    otherwise NumPy's product, then an add.
+    """
+    gemm = _gemms.get(c.dtype) if _resolved else None
+    if (
+        gemm is None
+        or a.dtype != c.dtype
+        or b.dtype != c.dtype
+        or a.ndim != 2
+        or b.ndim != 2
+        or c.shape != (a.shape[0], b.shape[1])
+        or a.shape[1] != b.shape[0]
+        or a.shape[1] == 0
+        or c.size == 0
+        or not (a.flags.c_contiguous and b.flags.c_contiguous and c.flags.c_contiguous)
+        or not c.flags.writeable
+    ):
+        c += matmul(a, b)
+        return c
+    return _sized(a.shape[0] * a.shape[1] * b.shape[1], _accumulate, gemm, a, b, c)

@@ -4,10 +4,15 @@ Conv is the hot operator of image models, so it is a factory: a constant weight 
 once as a matrix, and each run is one BLAS product written straight into the [N, M, *out]
 result: a 1x1 stride-1 convolution multiplies the input itself (a [C, H*W] view), any other
 kernel multiplies its im2col matrix (one copy of a strided window view into a reused per-thread
-buffer), wide 3x3 stride-1 layers use Winograd F(2x2, 3x3) (16 smaller products), and
-depthwise ones one small product per channel over its copied kernel taps (``kernels.depthwise``,
-which also adds the bias, as one more tap whose row is all ones). Bias, com.microsoft
-FusedConv's residual Z and its activation are then applied in place (``conv_runner``).
+buffer; for large strided kernels, such as a 7x7 stride-2 stem, one copy per stride phase of
+the input, ``kernels.depthwise.phase_columns``), 3x3 stride-1 layers of 64 channels or more
+use Winograd F(2x2, 3x3) (16 smaller products), and depthwise ones one small product per
+channel over its copied kernel taps (``kernels.depthwise``, which also adds the bias, as one
+more tap whose row is all ones). On the single-group product paths the bias and com.microsoft
+FusedConv's residual Z are written into the output first and the product is accumulated onto
+them by BLAS (``kernels.blas.matmul_accumulate``, beta = 1: one write-only pass instead of a
+read-write pass per term; ResNet-50 about 1 % faster on one thread); elsewhere they are added
+in place after it. The activation is then applied in place (``conv_runner``).
 (Carrying the bias in the product for the other paths too measured no faster on MobileNetV2,
 and the weight copy with the extra column held ResNet-50's weights twice: 266 vs 206 MB.)
 Half-precision inputs are computed in float32 and rounded back once at the end.
@@ -25,10 +30,12 @@ from typing import Any
 
 import numpy as np
 
+from onnxpy.kernels.blas import accumulates, matmul_accumulate
 from onnxpy.kernels.blas import matmul as blas_matmul
-from onnxpy.kernels.depthwise import depthwise_conv, weight_with_bias
+from onnxpy.kernels.depthwise import depthwise_conv, phase_columns, weight_with_bias
 from onnxpy.kernels.registry import NodeInfo, register
 from onnxpy.kernels.scratch import scratch
+from onnxpy.kernels.threads import intra_op_threads
 
 __all__ = [
     "conv_runner",
@@ -242,20 +249,62 @@ def _gemm_into(mat: np.ndarray, cols: np.ndarray, y: np.ndarray) -> None:
         blas_matmul(mat, cols, out=y)
 
 
+def _checked_z(z: np.ndarray, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """FusedConv's Z in the compute dtype, refused unless it broadcasts to the output."""
+    zc = np.asarray(z, dtype=dtype)
+    try:
+        fits = np.broadcast_shapes(zc.shape, shape) == shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"Z of shape {zc.shape} does not match the output {shape}")
+    return zc
+
+
+def _gemm_onto(
+    mat: np.ndarray, cols: np.ndarray, y: np.ndarray, bias: np.ndarray | None, z: np.ndarray | None
+) -> None:
+    """``y = mat @ cols + bias + z`` (``y`` [N, M, *out], ``cols`` [N, K, P]): the bias and
+    Z written first, in one pass that only writes ``y``, and each product added onto them
+    by BLAS as it is written (``matmul_accumulate``), instead of a pass that reads and
+    writes the output for each term after the product."""
+    if z is None:
+        np.copyto(y, bias)
+    elif bias is None:
+        np.copyto(y, z)
+    else:
+        np.add(z, bias, out=y)
+    y3 = y.reshape(y.shape[0], mat.shape[0], -1)
+    for i in range(cols.shape[0]):
+        matmul_accumulate(mat, np.ascontiguousarray(cols[i]), y3[i])
+
+
+def _phase_split_pays(kernel: Sequence[int], strides: Sequence[int]) -> bool:
+    """Whether the im2col copy goes through stride-phase planes: strided kernels with at
+    least 4 taps per phase on average (7x7 or 5x5 at stride 2, not 3x3 at stride 2 or
+    non-overlapping patches; measured on one thread)."""
+    phases = math.prod(strides)
+    return phases > 1 and math.prod(kernel) >= 4 * phases
+
+
 def _conv_core(
     x: np.ndarray,
     pw: _PreparedWeight,
     geom: _ConvGeometry,
     bias: np.ndarray | None = None,
-) -> tuple[np.ndarray, bool]:
-    """(Y = conv(x, W) as a fresh C-contiguous array in ``x.dtype`` (the compute dtype), whether
-    ``bias`` is already added to it: the depthwise path adds it, the others leave it).
+    z: np.ndarray | None = None,
+) -> tuple[np.ndarray, bool, bool]:
+    """(Y = conv(x, W) as a fresh C-contiguous array in ``x.dtype`` (the compute dtype),
+    whether ``bias`` is already added to it, whether ``z`` is): the depthwise path adds the
+    bias; the single-group product paths add both, under the product, where NumPy's BLAS
+    can accumulate (``_gemm_onto``); the others leave them.
 
     Every path but depthwise (``kernels.depthwise``) ends in one BLAS product written into
     the final [N, M, *out] buffer: a 1x1 stride-1 unpadded convolution multiplies the input
     itself, viewed as [C, H*W]; a strided 1x1 one multiplies a single subsampled copy; any
     other kernel multiplies its im2col matrix, built by one copy of a strided window view
-    laid out [C * taps, H_out * W_out] (the order of the re-laid weight's columns).
+    laid out [C * taps, H_out * W_out] (the order of the re-laid weight's columns), or for
+    large strided kernels by one copy per stride phase from the phase planes.
     """
     kernel, strides, dilations, begin, end, out = geom.resolve(x.shape, pw.shape)
     n_batch, c = x.shape[:2]
@@ -266,12 +315,19 @@ def _conv_core(
     p = math.prod(out)
     padded = any(begin) or any(end)
     pointwise = all(k == 1 for k in kernel)
-    if pw.winograd and strides == (1, 1) and dilations == (1, 1) and min(out) >= _WINOGRAD_MIN_OUT:
-        return _winograd(x, _winograd_weights(pw, x.dtype), begin, out), False
+    if (
+        pw.winograd
+        and strides == (1, 1)
+        and dilations == (1, 1)
+        and min(out) >= _WINOGRAD_MIN_OUT
+        and min(m, c) >= _winograd_min_channels()
+    ):
+        y = _winograd(x, _winograd_weights(pw, x.dtype), begin, out, bias)
+        return y, bias is not None, False
     if pw.depthwise and not (pointwise and not padded):
         wmat = _depthwise_weights(pw, bias)
         y = depthwise_conv(x, wmat, kernel, strides, dilations, begin, end, out)
-        return y, bias is not None
+        return y, bias is not None, False
     y = np.empty((n_batch, m, *out), dtype=x.dtype)
     # group > 1: (G, M/G, K) @ (N, G, K, P) -> (N, G, M/G, P), one product per group.
     split = (n_batch, g) if g > 1 else (n_batch,)
@@ -284,6 +340,9 @@ def _conv_core(
             sub = x[(Ellipsis, *(slice(None, None, s) for s in strides))]
             (cols,) = scratch((*split, c // g, p), dtype=x.dtype)
             np.copyto(cols.reshape(sub.shape), sub)
+    elif _phase_split_pays(kernel, strides):
+        cols = phase_columns(x, kernel, strides, dilations, begin, end, out)
+        cols = cols.reshape((*split, kc, p))
     else:
         if padded:
             lead = x.shape[:2]
@@ -297,8 +356,13 @@ def _conv_core(
             (cols,) = scratch((*split, kc, p), dtype=x.dtype)
         view = window_view(xp, kernel, strides, dilations, out)
         np.copyto(cols.reshape(view.shape), view)
+    if g == 1 and (bias is not None or z is not None) and accumulates(x.dtype):
+        if z is not None:
+            z = _checked_z(z, x.dtype, y.shape)
+        _gemm_onto(pw.mat, cols, y, bias, z)
+        return y, True, True
     _gemm_into(pw.mat, cols, y3)
-    return y, False
+    return y, False, False
 
 
 # -- Winograd F(2x2, 3x3) ------------------------------------------------------------------------
@@ -312,11 +376,22 @@ def _conv_core(
 #   G   = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
 #   A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
 #
-# It pays off only where the im2col product is large against the transforms: measured on 2
-# cores, wide layers (C, M >= 192) with outputs of at least 10x10.
+# It pays off only where the im2col product is large against the transforms: outputs of at
+# least 10x10, and on one thread layers with C, M >= 64, on more threads C, M >= 192 (BLAS
+# splits the products over the threads, not NumPy's transforms). Measured on one thread (Zen 4,
+# OpenBLAS 0.3.31), Winograd / im2col time: 64 channels at 56x56 0.75, 128 at 28x28 0.68, 128
+# at 10x10 0.77, 256 at 14x14 0.72; 32 at 28x28 1.0, 16 at 28x28 1.4, 512 at 7x7 1.17 (tiles
+# too few for the 16 products). The bound of 64 took ResNet-50 4 % and a ResNet-18 11 % faster
+# on one thread, and 1.5-2 % slower on two (in-process A/B against 192).
 
-_WINOGRAD_MIN_CHANNELS = 192
+_WINOGRAD_MIN_CHANNELS = 64
+_WINOGRAD_MIN_CHANNELS_THREADED = 192
 _WINOGRAD_MIN_OUT = 10
+
+
+def _winograd_min_channels() -> int:
+    """The channel bound for the thread count products run on now (intra_op_num_threads)."""
+    return _WINOGRAD_MIN_CHANNELS if intra_op_threads() == 1 else _WINOGRAD_MIN_CHANNELS_THREADED
 
 
 def _winograd_worth_it(w_shape: Sequence[int], group: int) -> bool:
@@ -370,7 +445,13 @@ def _bt(f: Sequence[np.ndarray], out: Sequence[np.ndarray]) -> None:
     np.subtract(f[1], f[3], out=out[3])
 
 
-def _winograd(x: np.ndarray, u: np.ndarray, begin: Sequence[int], out: Sequence[int]):
+def _winograd(
+    x: np.ndarray,
+    u: np.ndarray,
+    begin: Sequence[int],
+    out: Sequence[int],
+    bias: np.ndarray | None = None,
+):
     """3x3 stride-1 convolution of ``x`` (N, C, H, W) by transformed weights ``u``.
 
     The zero-padded input is split by row and column parity into four planes of
@@ -386,15 +467,17 @@ def _winograd(x: np.ndarray, u: np.ndarray, begin: Sequence[int], out: Sequence[
     plane = (th + 1) * pw + 1
     length = th * pw
     dt = x.dtype
-    ph, rows, v, prod, s, t = scratch(
-        (2, 2, n, c, plane),
-        (4, 4, n, c, length),
-        (16, c, n, length),
-        (16, m, n * length),
-        (2, 4, m, n * length),
-        (m, n * length),
-        dtype=dt,
+    cl, ml = c * n * length, m * n * length
+    ph, first, second, t = scratch(
+        (2, 2, n, c, plane), (16 * max(cl, ml),), (max(16 * cl, 8 * ml),), (m, n * length), dtype=dt
     )
+    # The B^T rows are dead once v is made, and v once the products are: the products reuse
+    # the rows' memory and the output transform's sums v's (a third less scratch; ResNet-50's
+    # 64-channel 56x56 layers otherwise grew it past the stem's, +8 MB peak RSS).
+    rows = first[: 16 * cl].reshape(4, 4, n, c, length)
+    prod = first[: 16 * ml].reshape(16, m, n * length)
+    v = second[: 16 * cl].reshape(16, c, n, length)
+    s = second[: 8 * ml].reshape(2, 4, m, n * length)
     ph[...] = 0
     bh, bw = begin
     for pr in (0, 1):
@@ -418,6 +501,11 @@ def _winograd(x: np.ndarray, u: np.ndarray, begin: Sequence[int], out: Sequence[
     for k in range(4):
         _bt([rows[k, b] for b in range(4)], [v[4 * k + j].transpose(1, 0, 2) for j in range(4)])
     blas_matmul(u, v.reshape(16, c, n * length), out=prod)
+    if bias is not None:
+        # Both rows of A^T weigh the 4x4 tile's entry (1, 1) by 1, so a bias added to that
+        # product reaches all four outputs of the tile: a pass over 1/16 of the products
+        # instead of one over the output (ResNet-50 0.991-0.997 on one thread, A/B).
+        prod[5] += bias.reshape(m, 1)
     prod = prod.reshape(4, 4, m, n * length)
     # A^T over the tile rows, then over the tile columns into the interleaved output.
     np.add(prod[0], prod[1], out=s[0])
@@ -485,14 +573,11 @@ def conv_runner(
         bias = biases.get(dt) if b is not None and b is const_b else None
         if b is not None and bias is None:
             bias = _channel_vector(b, dt, np.ndim(x))
-        y, biased = _conv_core(np.asarray(x, dtype=dt), pw, geom, bias)
+        y, biased, z_added = _conv_core(np.asarray(x, dtype=dt), pw, geom, bias, z)
         if bias is not None and not biased:
             y += bias
-        if z is not None:
-            zc = np.asarray(z, dtype=dt)
-            if np.broadcast_shapes(zc.shape, y.shape) != y.shape:
-                raise ValueError(f"Z of shape {zc.shape} does not match the output {y.shape}")
-            y += zc
+        if z is not None and not z_added:
+            y += _checked_z(z, dt, y.shape)
         if activation is not None:
             activation(y)
         if y.dtype != x.dtype:
