@@ -348,14 +348,16 @@ def _binary_row(
     return label, np.array([[low, s]], dtype=np.float32)
 
 
-_ROW_POSTS = ("NONE", "SOFTMAX", "LOGISTIC")
+# NONE stays on the array path: an argmax and a cast are fewer calls than the Python route
+# (iris forest, one row: 8.9 vs 9.8 us).
+_ROW_POSTS = ("SOFTMAX", "LOGISTIC")
 
 
 def _multiclass_row(
     v: list[float], base: list[float] | None, labels: np.ndarray, post: str
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """One row's label and float32 scores in Python floats (~2 us where the NumPy calls on
-    [1, classes] arrays take ~8), for NONE, SOFTMAX and LOGISTIC; None for a row with a NaN
+    [1, classes] arrays take ~8), for SOFTMAX and LOGISTIC (NONE too); None for a row with a NaN
     or infinite score, which the array path takes. Same formulas (softmax as
     ``_common.softmax``: shifted by the largest score), so the same float32s up to the last
     bit of exp."""
