@@ -95,22 +95,28 @@ class ExactWeights:
         self.shape = w.shape  # without the offset column
         self.row_sums = w.sum(axis=-1)
         bound = _bound(activation_dtype) if activation_dtype is not None else bound
-        absw = np.abs(w)
         self.baked, self.extra = None, 0
         if offset is not None:
             self.baked = np.broadcast_to(np.asarray(offset, dtype=np.float64), w.shape[:-1])
             self.extra = 1
-            w = np.concatenate([w, self.baked[..., None]], axis=-1)
+        k = w.shape[-1] + self.extra
+        # |w| with the offset's column, written in place (no concatenated copies: the largest
+        # layer's float64 temporaries set the session's peak memory).
+        absw = np.empty((*w.shape[:-1], k), dtype=np.float64)
+        np.abs(w, out=absw[..., : w.shape[-1]])
+        if self.extra:
             # Read against 1, not ``bound``: the planner's bound * |w| is then |offset| (+ a hair).
-            column = np.abs(self.baked)[..., None] * ((1 + 1e-9) / max(bound, 1))
-            absw = np.concatenate([absw, column], axis=-1)
-        k = w.shape[-1]
+            np.multiply(np.abs(self.baked), (1 + 1e-9) / max(bound, 1), out=absw[..., -1])
         self.chunks = _plan_chunks(absw.reshape(-1, k), bound)
+        del absw
         self.dtype = np.dtype(np.float32)
         if len(self.chunks) > MAX_CHUNKS:
             self.dtype = np.dtype(np.float64)
             self.chunks = [(0, k)]
-        self.mat = np.ascontiguousarray(w.astype(self.dtype))
+        self.mat = np.empty((*w.shape[:-1], k), dtype=self.dtype)
+        self.mat[..., : w.shape[-1]] = w
+        if self.extra:
+            self.mat[..., -1] = self.baked
         # Per operand length: (matrix, chunks, chunk views, 2-D transposed view or None). With
         # a baked offset the matrix without its last column serves operands that carry no
         # ones (small ones, where the extra column costs more than the pass it saves); the
