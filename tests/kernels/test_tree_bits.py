@@ -355,13 +355,15 @@ def test_equality_forests_do_not_take_prefix_tables(built):
 
 
 @pytest.mark.parametrize("mode", ORDERED)
-def test_prefix_batches_same_leaves_as_the_walk(built, mode):
-    # Several row blocks, ties, NaNs, float64 rows; one-leaf trees among the others.
+def test_prefix_batches_same_leaves_as_the_walk(built, monkeypatch, mode):
+    # Several row blocks (and a last, shorter one), ties, NaNs, float64 rows; one-leaf trees
+    # among the others.
     a = random_forest(40, 5, mode, 2, seed=101, leaf_p=0.2, values=STEPS)
     add_leaf_trees(a, [0.5])
     regressor_session(a, 2)
     forest, prefix = built[-1]
     assert isinstance(prefix, _tree_prefix.RowPrefix)
+    monkeypatch.setattr(_tree_prefix, "_BLOCK_BYTES", 41 * prefix.dtype.itemsize * 64)
     x = _rows(3000, 102)
     x[::97, 1] = np.nan
     x[5, :] = np.nan

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from onnxpy.kernels.ai_onnx_ml._tree_bits import (
-    _CELLS_PER_BLOCK,
-    LeafCells,
-    _lowest_bit_plus_one,
-)
+from onnxpy.kernels.ai_onnx_ml._tree_bits import LeafCells, _lowest_bit_plus_one
 
 __all__ = ["RowPrefix"]
+
+# A batch is taken in blocks of rows whose [rows, trees] masks fill about this many bytes. The
+# per-feature calls then cover many rows: with 600 trees, 16K-cell blocks (27 rows) made ~800
+# small NumPy calls per 1,000 rows, whose Python overhead, and at two threads the GIL passed
+# between them, cost more than the cache they saved (LightGBM batch 1000: 13.2 -> 11.3 ms on
+# one thread, 14.5 -> 7.7 ms on two).
+_BLOCK_BYTES = 1 << 19
 
 
 class RowPrefix(LeafCells):
@@ -146,7 +149,7 @@ class RowPrefix(LeafCells):
         """
         n = len(x)
         out = np.empty((self.n_trees, n), dtype=np.int32)
-        block = max(1, _CELLS_PER_BLOCK // max(1, self.n_trees))
+        block = max(1, _BLOCK_BYTES // (self.dtype.itemsize * max(1, self.n_trees)))
         cols = x.T
         for r0 in range(0, n, block):
             r1 = min(n, r0 + block)
