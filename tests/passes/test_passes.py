@@ -557,6 +557,69 @@ def test_levels_and_fixed_point():
     assert max(it for it, _ in pm.applied) < pm.max_iterations - 1
 
 
+class _Spy(IdentityElimination):
+    """Identity elimination that records each time the manager runs it."""
+
+    requires = frozenset({"Identity"})
+
+    def __init__(self) -> None:
+        self.runs = 0
+
+    def run(self, ctx):
+        self.runs += 1
+        return super().run(ctx)
+
+
+def test_manager_skips_a_pass_whose_operators_are_missing():
+    x = helper.make_tensor_value_info("X", F, [2, 3])
+    y = helper.make_tensor_value_info("Y", F, [2, 3])
+    without = make_model([helper.make_node("Relu", ["X"], ["Y"])], [x], [y])
+    spy = _Spy()
+    PassManager([spy, DCE]).run(without)
+    assert spy.runs == 0
+    with_identity = make_model(
+        [helper.make_node("Identity", ["X"], ["i"]), helper.make_node("Relu", ["i"], ["Y"])],
+        [x],
+        [y],
+    )
+    spy = _Spy()
+    pm = PassManager([spy, DCE])
+    pm.run(with_identity)
+    # Run once and remove the Identity; the confirming round skips it (no Identity left).
+    assert spy.runs == 1 and ops(with_identity) == {"Relu": 1}
+    assert [name for _, name in pm.applied] == ["identity_elimination"]
+    # The level pipelines declare what their fusions anchor on.
+    assert all(isinstance(p.requires, frozenset) for p in passes_for_level(LEVEL.ORT_ENABLE_ALL))
+
+
+def test_shape_arithmetic_chain_folds_in_one_round():
+    # Shape -> Gather -> Unsqueeze -> Concat -> Reshape: shape folding takes the Gather of a
+    # static dimension, constant folding the rest of the chain in the same round.
+    x = helper.make_tensor_value_info("X", F, [2, 3, 4])
+    y = helper.make_tensor_value_info("Y", F, [2, 12])
+    nodes = [
+        helper.make_node("Shape", ["X"], ["s"]),
+        helper.make_node("Gather", ["s", "zero"], ["d0"], axis=0),
+        helper.make_node("Unsqueeze", ["d0", "axes"], ["d0u"]),
+        helper.make_node("Concat", ["d0u", "minus1"], ["target"], axis=0),
+        helper.make_node("Reshape", ["X", "target"], ["Y"]),
+    ]
+    inits = [
+        init("zero", np.array(0, np.int64)),
+        init("axes", np.array([0], np.int64)),
+        init("minus1", np.array([-1], np.int64)),
+    ]
+    m = make_model(nodes, [x], [y], inits)
+    pm = PassManager(passes_for_level(LEVEL.ORT_ENABLE_BASIC))
+    opt = onnx.ModelProto()
+    opt.CopyFrom(m)
+    pm.run(opt)
+    assert ops(opt) == {"Reshape": 1}
+    assert {it for it, _ in pm.applied} == {0}, pm.applied
+    feeds = random_feeds(m)
+    np.testing.assert_array_equal(run(opt, feeds)[0], run(m, feeds)[0])
+
+
 def test_session_writes_optimized_model(tmp_path):
     m = _conv_model(
         [helper.make_node("Mul", ["c", "k"], ["Y"])], [init("k", np.ones((4, 1, 1), np.float32))]

@@ -35,6 +35,9 @@ class Pass(ABC):
 
     name: ClassVar[str]
     level: ClassVar[int] = BASIC
+    # Operator types (of main-graph nodes) the pass cannot change anything without: the
+    # manager skips the pass while one of them is missing from the graph. Empty: always run.
+    requires: ClassVar[frozenset[str]] = frozenset()
 
     @abstractmethod
     def run(self, ctx: GraphContext) -> bool: ...

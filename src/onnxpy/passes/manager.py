@@ -49,19 +49,28 @@ class PassManager:
         if not self.passes or not model.graph.node:
             return model
         ctx = GraphContext(model, base_dir)
+        present = _op_types(model)
         for iteration in range(self.max_iterations):
             changed = False
             for p in self.passes:
+                if not p.requires <= present:  # nothing it could match (a sweep saved)
+                    continue
                 if p.run(ctx):
                     ctx.commit()
                     self.applied.append((iteration, p.name))
                     changed = True
+                    present = _op_types(model)
             if not changed:
                 self.types = ctx.known_types()
                 break
             ctx.invalidate_types()
         _prune_value_info(model)
         return model
+
+
+def _op_types(model: ModelProto) -> frozenset[str]:
+    """The operator types of the main graph's nodes."""
+    return frozenset(n.op_type for n in model.graph.node)
 
 
 def _prune_value_info(model: ModelProto) -> None:

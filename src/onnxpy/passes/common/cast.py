@@ -40,6 +40,7 @@ _EXACT: dict[int, set[int]] = {
 
 class CastElimination(Pass):
     name = "cast_elimination"
+    requires = frozenset({"Cast"})
 
     def run(self, ctx: GraphContext) -> bool:
         changed = False

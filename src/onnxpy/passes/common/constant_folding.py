@@ -62,10 +62,11 @@ def _foldable(ctx: GraphContext, node: NodeProto) -> bool:
     return (
         bool(node.input)
         and node.op_type != "Identity"  # an alias, not a copy: identity elimination's job
+        # Before the other tests: most nodes have a computed input, which ends it at once.
+        and all(ctx.is_constant(n) for n in node.input if n)
         and ctx.is_standard(node)
         and node.op_type not in NONDETERMINISTIC
         and not has_subgraph(node)
-        and all(ctx.is_constant(n) for n in node.input if n)
     )
 
 

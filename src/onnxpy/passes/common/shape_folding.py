@@ -19,6 +19,7 @@ from onnxpy.passes.shapes import dims_of
 __all__ = ["ShapeFolding"]
 
 _UNKNOWN = -1  # stands for a dim that is not static (real dims are >= 0)
+_FOLDED = frozenset({"Shape", "Size", "Gather", "Slice"})  # the operators _fold handles
 
 
 class ShapeFolding(Pass):
@@ -27,6 +28,8 @@ class ShapeFolding(Pass):
     def run(self, ctx: GraphContext) -> bool:
         changed = False
         for i, node in list(ctx.nodes()):
+            if node.op_type not in _FOLDED:  # first: the cheapest test, and most nodes fail it
+                continue
             if not ctx.is_standard(node) or not node.input or not node.output[0]:
                 continue
             value = _fold(ctx, node)

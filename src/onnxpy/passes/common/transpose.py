@@ -18,6 +18,7 @@ __all__ = ["TransposeCancellation"]
 
 class TransposeCancellation(Pass):
     name = "transpose_cancellation"
+    requires = frozenset({"Transpose"})
 
     def run(self, ctx: GraphContext) -> bool:
         changed = False

@@ -286,6 +286,7 @@ def _scaled_scores(ctx: GraphContext, name: str) -> tuple[str, float, int] | Non
 class AttentionFusion(Pass):
     name = "attention_fusion"
     level = EXTENDED
+    requires = frozenset({"Softmax"})
 
     def run(self, ctx: GraphContext) -> bool:
         changed = False

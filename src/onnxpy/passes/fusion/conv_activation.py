@@ -118,6 +118,7 @@ class ConvActivationFusion(Pass):
 
     name = "conv_activation_fusion"
     level = EXTENDED
+    requires = frozenset({"Conv"})
 
     def run(self, ctx: GraphContext) -> bool:
         changed = False
@@ -185,6 +186,7 @@ class GemmActivationFusion(Pass):
 
     name = "gemm_activation_fusion"
     level = EXTENDED
+    requires = frozenset({"Gemm"})
 
     def run(self, ctx: GraphContext) -> bool:
         changed = False

@@ -20,6 +20,7 @@ __all__ = ["ConvAddMulFusion"]
 class ConvAddMulFusion(Pass):
     name = "conv_add_mul_fusion"
     level = EXTENDED
+    requires = frozenset({"Conv"})
 
     def run(self, ctx: GraphContext) -> bool:
         changed = False

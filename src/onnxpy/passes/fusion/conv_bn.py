@@ -20,6 +20,7 @@ __all__ = ["ConvBatchNormFusion"]
 class ConvBatchNormFusion(Pass):
     name = "conv_batchnorm_fusion"
     level = EXTENDED
+    requires = frozenset({"BatchNormalization", "Conv"})
 
     def run(self, ctx: GraphContext) -> bool:
         changed = False

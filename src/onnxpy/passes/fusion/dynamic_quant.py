@@ -26,6 +26,7 @@ class DynamicMatMulFusion(Pass):
 
     name = "dynamic_matmul_fusion"
     level = EXTENDED
+    requires = frozenset({"MatMulInteger"})
 
     def run(self, ctx: GraphContext) -> bool:
         changed = False
@@ -107,6 +108,7 @@ class DynamicQuantizeMatMulFusion(Pass):
 
     name = "dynamic_quantize_matmul_fusion"
     level = EXTENDED
+    requires = frozenset({"DynamicQuantizeLinear"})
 
     def run(self, ctx: GraphContext) -> bool:
         changed = False

@@ -89,6 +89,7 @@ def _gelu_tail(ctx: GraphContext, x: str, a: str) -> tuple[list[int], int, str] 
 class GeluFusion(Pass):
     name = "gelu_fusion"
     level = EXTENDED
+    requires = frozenset({"Erf"})
 
     def run(self, ctx: GraphContext) -> bool:
         changed = False
@@ -133,6 +134,7 @@ class GeluFusion(Pass):
 class BiasGeluFusion(Pass):
     name = "bias_gelu_fusion"
     level = EXTENDED
+    requires = frozenset({"Gelu"})
 
     def run(self, ctx: GraphContext) -> bool:
         changed = False

@@ -31,6 +31,7 @@ _FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE}
 class LayerNormFusion(Pass):
     name = "layer_norm_fusion"
     level = EXTENDED
+    requires = frozenset({"ReduceMean"})
 
     def run(self, ctx: GraphContext) -> bool:
         changed = False

@@ -21,6 +21,7 @@ _GEMM_TYPES = {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16}
 class MatMulAddFusion(Pass):
     name = "matmul_add_fusion"
     level = EXTENDED
+    requires = frozenset({"MatMul", "Add"})
 
     def run(self, ctx: GraphContext) -> bool:
         changed = False

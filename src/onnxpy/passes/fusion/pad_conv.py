@@ -21,6 +21,7 @@ __all__ = ["PadConvFusion"]
 class PadConvFusion(Pass):
     name = "pad_conv_fusion"
     level = EXTENDED
+    requires = frozenset({"Pad", "Conv"})
 
     def run(self, ctx: GraphContext) -> bool:
         changed = False

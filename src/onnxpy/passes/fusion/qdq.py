@@ -136,6 +136,7 @@ def _bias(ctx: GraphContext, name: str, expected_scale: np.ndarray) -> str | Non
 class QDQFusion(Pass):
     name = "qdq_fusion"
     level = EXTENDED
+    requires = frozenset({"DequantizeLinear"})
 
     def run(self, ctx: GraphContext) -> bool:
         changed = False

@@ -31,6 +31,7 @@ _ELEM = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE}
 class ScanDistanceFusion(Pass):
     name = "scan_distance_fusion"
     level = EXTENDED
+    requires = frozenset({"Scan"})
 
     def run(self, ctx: GraphContext) -> bool:
         changed = False

@@ -41,6 +41,7 @@ def _defined_before(ctx: GraphContext, name: str, position: int) -> bool:
 class SkipLayerNormFusion(Pass):
     name = "skip_layer_norm_fusion"
     level = EXTENDED
+    requires = frozenset({"LayerNormalization"})
 
     def run(self, ctx: GraphContext) -> bool:
         changed = False
