@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -136,6 +137,74 @@ def test_single_mode_forests_jit_matches_numpy(monkeypatch, mode):
     for n in BATCHES:
         _same(plain(_x(n, seed=n, nan=0.0)), jit(_x(n, seed=n, nan=0.0)))
         _same(plain(_x(n, seed=n)), jit(_x(n, seed=n)))  # NaNs take the false side
+
+
+@pytest.mark.parametrize("aggregate", [0, 1, 2, 3])
+def test_few_rows_split_their_trees_over_numba_threads(monkeypatch, aggregate):
+    # Packed forest, dense votes, fewer rows than a split by rows needs: the trees are walked
+    # on numba's threads (where its pool spins), the votes added in tree order: bit for bit
+    # the NumPy walk's, and the single-thread jit's.
+    from onnxpy.kernels import jit as jit_lib
+    from onnxpy.kernels.ai_onnx_ml import _tree_jit
+    from onnxpy.kernels.threads import apply_intra_op_threads, intra_op_threads
+
+    calls = []
+    original = _tree_jit.JitForest.fill_parallel
+    before = intra_op_threads()
+    apply_intra_op_threads(2)  # kernels take the count in force when they are built
+    try:
+        attrs = _ensemble(seed=40 + aggregate, n_trees=130, modes=[0], missing=False)
+        attrs["aggregate_function"] = aggregate
+        plain, jit = _both(monkeypatch, "TreeEnsemble", 5, attrs)
+        monkeypatch.setattr(
+            _tree_jit.JitForest,
+            "fill_parallel",
+            lambda self, x, out, t: calls.append((len(x), t)) or original(self, x, out, t),
+        )
+        for threads in (2, 1):
+            apply_intra_op_threads(threads)
+            calls.clear()
+            for n in (1, 5, 30):
+                x = _x(n, seed=n, nan=0.0)
+                _same(plain(x), jit(x))
+            spins = jit_lib.spinning_pool()
+            expected = [(1, 2), (5, 2), (30, 2)] if threads == 2 and spins else []
+            assert calls == expected, (threads, spins, calls)
+    finally:
+        apply_intra_op_threads(before)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_walks_on_one_thread_and_gets_the_same_scores(monkeypatch):
+    # GNU OpenMP's pool does not survive a fork: after one, the child walks serially.
+    from onnxpy.kernels import jit as jit_lib
+    from onnxpy.kernels.threads import apply_intra_op_threads, intra_op_threads
+
+    before = intra_op_threads()
+    apply_intra_op_threads(2)  # the parent walks on numba's threads before the fork
+    try:
+        attrs = _ensemble(seed=50, n_trees=130, modes=[0], missing=False)
+        plain, jit = _both(monkeypatch, "TreeEnsemble", 5, attrs)
+        x = _x(3, seed=3, nan=0.0)
+        expected = plain(x)
+        _same(jit(x), expected)
+        assert jit_lib.parallel_allowed()
+        pid = os.fork()
+        if pid == 0:  # the child: exit status 0 only when it scored the rows right
+            ok = not jit_lib.parallel_allowed() and np.array_equal(jit(x), expected)
+            os._exit(0 if ok else 1)
+        for _ in range(300):  # a hang fails the test instead of stopping the run
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung")
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        apply_intra_op_threads(before)
 
 
 def test_sparse_vote_table_jit_matches_numpy(monkeypatch):

@@ -484,7 +484,12 @@ class _Runner:
     def _jit_scores(self, x: np.ndarray) -> np.ndarray:
         """The compiled walk, its rows split over threads when the batch is big enough."""
         pairs = len(x) * self.forest.n_trees
-        if pairs < 2 * _JIT_PAIRS_PER_THREAD:  # one part whatever the threads (one row)
+        if pairs < 2 * _JIT_PAIRS_PER_THREAD:  # one part: its trees split, where that pays
+            threads = min(self.threads, kernel_threads())
+            if threads > 1 and self.jit.parallel:
+                out = np.empty((len(x), self.votes.n_targets))
+                self.jit.fill_parallel(x, out, threads)
+                return out
             return self.jit(x)
         n = len(x)
         parts = min(self.threads, kernel_threads(), pairs // _JIT_PAIRS_PER_THREAD)

@@ -20,10 +20,10 @@ The kernels release the GIL, so the caller splits a large batch by rows over its
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from onnxpy.kernels.ai_onnx_ml._tree_forest import EQ, GT, GTE, LEAF, LEQ, LT, MEMBER, NEQ
-from onnxpy.kernels.jit import compiled
+from onnxpy.kernels.jit import compiled, parallel_allowed, spinning_pool, use_threads
 
 # Aggregate codes passed to the kernels (_tree_forest._AGGREGATES order).
 AVERAGE, SUM, MIN, MAX = range(4)
@@ -104,6 +104,9 @@ _finish = njit(inline="always")(_finish_impl)
 # group's first tree sets the step count). A leaf points at itself, so lanes that reach
 # theirs early step in place. Either way a row's votes are added in tree order.
 _LANES = 32
+# Forests walked by ``packed_walk_parallel``: at least this many trees (two lane groups for
+# each of two threads).
+_PARALLEL_MIN_TREES = 4 * _LANES
 
 
 def _packed_steps(x, rows, node, k, d, feat, thr, first, mode):
@@ -265,8 +268,36 @@ def slot_walk(
         _finish(out, function, n_trees)
 
 
+def packed_walk_parallel(x, roots, depth, leaf_row, feat, thr, first, mode, table, function, out):
+    """``packed_walk`` of a few rows with dense votes, its trees split over numba's threads:
+    groups of ``_LANES`` consecutive trees walk every row in parallel, then each row's votes
+    are added in tree order on one thread (the same sums, bit for bit). One row through the
+    300-tree forest: 17 -> 11 us on two threads."""
+    n = x.shape[0]
+    n_trees = roots.shape[0]
+    leaves = np.empty((n_trees, n), np.int64)
+    for c in prange((n_trees + _LANES - 1) // _LANES):
+        node = np.empty(_LANES, np.int64)
+        rows = np.empty(_LANES, np.int64)
+        t0 = c * _LANES
+        k = min(_LANES, n_trees - t0)
+        for r in range(n):
+            for j in range(k):
+                node[j] = roots[t0 + j]
+                rows[j] = r
+            _packed_steps_jit(x, rows, node, k, depth[t0], feat, thr, first, mode)
+            for j in range(k):
+                leaves[t0 + j, r] = leaf_row[node[j]]
+    _start(out, function)
+    for r in range(n):
+        for t in range(n_trees):
+            _vote(out, r, table, leaves[t, r], function)
+    _finish(out, function, n_trees)
+
+
 packed_walk = compiled(packed_walk)
 slot_walk = compiled(slot_walk)
+packed_walk_parallel = compiled(packed_walk_parallel, parallel=True)
 
 
 # -- the Python side -----------------------------------------------------------------------
@@ -322,13 +353,35 @@ class JitForest:
         self.table = votes.table if self.dense else np.zeros((self.n_targets, 1))
         self._no_leaves = np.zeros((1, 1), dtype=np.int32)
         self._no_out = np.zeros((1, 1))
+        # A few rows through a packed forest with dense votes: trees split over numba's
+        # threads, where its pool spins (see ``fill_parallel``), and where there are groups
+        # of trees enough to share out evenly: one row through 300 trees of depth 14 took 12
+        # instead of 17 us on two threads, through 100 trees of depth 34 (four groups,
+        # deepest first) 10-12 against 9-14 us.
+        self.parallel = (
+            self._walk is packed_walk and self.dense and self.n_trees >= _PARALLEL_MIN_TREES
+        )
         for dtype in dtypes:  # compile (or load from numba's cache) now, not at the first run
-            self(np.zeros((0, max(1, forest.max_feature + 1)), dtype=dtype))
+            empty = np.zeros((0, max(1, forest.max_feature + 1)), dtype=dtype)
+            self(empty)
+            if self.parallel:
+                self.fill_parallel(empty, np.empty((0, self.n_targets)), 1)
+        self.parallel = self.parallel and spinning_pool()
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         out = np.empty((x.shape[0], self.n_targets))
         self.fill(x, out)
         return out
+
+    def fill_parallel(self, x: np.ndarray, out: np.ndarray, threads: int) -> None:
+        """``fill`` with the trees split over up to ``threads`` of numba's threads (only
+        where ``self.parallel``): for batches too small to split by rows. In a forked child
+        the single-thread walk, the same sums."""
+        if not parallel_allowed():
+            self.fill(x, out)
+            return
+        use_threads(threads)
+        packed_walk_parallel(x, *self._layout, self.table, self.function, out)
 
     def fill(self, x: np.ndarray, out: np.ndarray) -> None:
         """Scores of ``x`` into ``out`` [N, targets] (float64, C-contiguous)."""
