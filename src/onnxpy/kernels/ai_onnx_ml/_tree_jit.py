@@ -14,7 +14,9 @@ Two walks, as in ``trees``:
 * the slot layout for everything else: per node slot a mode, feature, threshold and two
   children, BRANCH_MEMBER sets, and NaN routing (``nan_true``).
 
-The kernels release the GIL, so the caller splits a large batch by rows over its threads.
+The kernels release the GIL, so the caller splits a large batch by rows over its threads;
+a few rows through a large packed forest split its trees over numba's own threads instead
+(``packed_walk_parallel``), where those spin and the process was not forked.
 """
 
 from __future__ import annotations
