@@ -412,3 +412,29 @@ def test_lowest_bit_plus_one(monkeypatch, width, numpy2):
     got = _tree_bits._lowest_bit_plus_one(signed, unsigned)
     expected = [(m & -m).bit_length() for m in masks]
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("bits", [8, 16, 32, 64])
+def test_lowest_bit_plus_one_by_table_and_by_arithmetic(bits):
+    # Every 8- and 16-bit mask (a table lookup), random wider ones (computed): the lowest set
+    # bit's index plus one, as Python integers tell it; an all-zero mask gives the width.
+    unsigned = np.dtype(f"uint{bits}")
+    if bits <= 16:
+        values = list(range(1 << bits))
+    else:
+        rng = np.random.default_rng(bits)
+        values = [0, 1, 1 << (bits - 1)] + [
+            int(v) << int(s)
+            for v, s in zip(rng.integers(1, 1 << 20, 300), rng.integers(0, bits - 20, 300))
+        ]
+    masks = np.array(values, dtype=unsigned).view(f"int{bits}")
+    expected = [(v & -v).bit_length() if v else bits for v in values]
+    for at_once in (len(values), 64):  # computed over a batch's masks, looked up for a row's
+        got = np.concatenate(
+            [
+                _tree_bits._lowest_bit_plus_one(masks[i : i + at_once], unsigned)
+                for i in range(0, len(masks), at_once)
+            ]
+        )
+        assert got.dtype == np.uint8
+        np.testing.assert_array_equal(got, np.array(expected, dtype=np.uint8))
