@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from onnxpy.kernels.blas import set_blas_threads
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
 __all__ = [
+    "in_parts",
     "apply_intra_op_threads",
     "intra_op_threads",
     "kernel_threads",
@@ -74,3 +76,15 @@ def worker_pool() -> ThreadPoolExecutor:
         if _pool is None:
             _pool = ThreadPoolExecutor(_MAX_WORKERS, thread_name_prefix="onnxpy-kernel")
         return _pool
+
+
+_R = TypeVar("_R")
+
+
+def in_parts(n: int, parts: int, fn: Callable[[int, int], _R]) -> list[_R]:
+    """``[fn(a, b) ...]`` over ``parts`` consecutive ranges of ``range(n)``: the first in the
+    calling thread (one wake-up fewer), the others on ``worker_pool()``; results in order."""
+    bounds = [n * k // parts for k in range(parts + 1)]
+    jobs = [worker_pool().submit(fn, a, b) for a, b in zip(bounds[1:-1], bounds[2:])]
+    first = fn(bounds[0], bounds[1])
+    return [first, *(job.result() for job in jobs)]

@@ -136,26 +136,6 @@ def _popcount(v: np.ndarray, out: np.ndarray) -> None:
         out[...] = np.frexp((v + _ONE).astype(np.float64))[1] - 1
 
 
-def _lowest_bit_table() -> np.ndarray:
-    """``_LOWEST_BIT[m]``: the set bits of ``m ^ (m - 1)`` for every 16-bit ``m`` (the lowest
-    set bit's index plus one; 16 for 0, as the computed way gives)."""
-    m = np.arange(1 << 16, dtype=np.uint16)
-    run = np.bitwise_xor(m, np.subtract(m, 1, dtype=np.uint16))
-    if hasattr(np, "bitwise_count"):  # NumPy >= 2.0: 0.1 ms (the loop below: 3.4 ms)
-        return np.bitwise_count(run)
-    out = np.zeros(1 << 16, dtype=np.uint8)
-    run = run.astype(np.uint32)
-    for k in range(16):
-        out += ((run >> k) & 1).astype(np.uint8)
-    return out
-
-
-_LOWEST_BIT = _lowest_bit_table()  # 64 KB
-_LOWEST_BIT8 = _LOWEST_BIT[:256].copy()
-_LOWEST_BIT8[0] = 8  # an 8-bit 0: all 8 bits of 0 ^ 0xff
-_LOOKUP_MASKS = 4096  # at most this many masks are looked up
-
-
 def _lowest_bit_plus_one(masks: np.ndarray, unsigned: np.dtype) -> np.ndarray:
     """Per non-zero mask, the index of its lowest set bit plus one (uint8): the set bits of
     ``m ^ (m - 1)``, that bit and the ones below it. A few masks of up to 16 bits look it up
@@ -163,7 +143,11 @@ def _lowest_bit_plus_one(masks: np.ndarray, unsigned: np.dtype) -> np.ndarray:
     batch's masks the three vectorized passes are the faster (0.67 vs 0.70 ms at 1,000)."""
     m = masks.view(unsigned)
     if unsigned.itemsize <= 2 and m.size <= _LOOKUP_MASKS:
-        return (_LOWEST_BIT if unsigned.itemsize == 2 else _LOWEST_BIT8).take(m)
+        return _LOWEST_BIT[unsigned.itemsize].take(m)
+    return _lowest_bit_computed(m, unsigned)
+
+
+def _lowest_bit_computed(m: np.ndarray, unsigned: np.dtype) -> np.ndarray:
     run = np.bitwise_xor(m, np.subtract(m, 1, dtype=unsigned))
     if hasattr(np, "bitwise_count"):  # NumPy >= 2.0
         return np.bitwise_count(run)
@@ -172,6 +156,14 @@ def _lowest_bit_plus_one(masks: np.ndarray, unsigned: np.dtype) -> np.ndarray:
     _popcount(run >> 1, out)
     out += 1
     return out
+
+
+# The computed values for every 8- and 16-bit mask, by item size (64 KB).
+_LOWEST_BIT = {
+    size: _lowest_bit_computed(np.arange(1 << (8 * size), dtype=f"uint{8 * size}"), dt)
+    for size, dt in ((1, np.dtype(np.uint8)), (2, np.dtype(np.uint16)))
+}
+_LOOKUP_MASKS = 4096  # at most this many masks are looked up
 
 
 def _tree_of(first: np.ndarray, interior: np.ndarray, n_trees: int) -> np.ndarray:

@@ -45,7 +45,7 @@ from onnxpy.kernels.ai_onnx_ml._tree_walk import (
     _legacy_input,
 )
 from onnxpy.kernels.registry import NodeInfo
-from onnxpy.kernels.threads import kernel_threads, worker_pool
+from onnxpy.kernels.threads import in_parts, kernel_threads
 
 # Leaf vote tables up to this many cells are dense [targets, leaves]; larger ones stay sparse.
 _DENSE_LIMIT = 1 << 22
@@ -496,15 +496,8 @@ class _Runner:
         if parts <= 1:
             return self.jit(x)
         out = np.empty((n, self.votes.n_targets))
-        bounds = np.linspace(0, n, parts + 1).astype(int).tolist()
         fill = self.jit.fill
-        jobs = [
-            worker_pool().submit(fill, x[a:b], out[a:b])
-            for a, b in zip(bounds[1:-1], bounds[2:], strict=True)
-        ]
-        fill(x[: bounds[1]], out[: bounds[1]])  # the calling thread's part
-        for job in jobs:
-            job.result()
+        in_parts(n, parts, lambda a, b: fill(x[a:b], out[a:b]))
         return out
 
 
@@ -556,11 +549,4 @@ def _scores(
     parts = min(threads, kernel_threads(), n_rows * forest.n_trees // _PAIRS_PER_THREAD)
     if parts <= 1:
         return votes(leaves_of(x))
-    bounds = np.linspace(0, n_rows, parts + 1).astype(int).tolist()
-    # The calling thread takes the first part itself: one wake-up fewer per call.
-    jobs = [
-        worker_pool().submit(lambda a, b: votes(leaves_of(x[a:b])), a, b)
-        for a, b in zip(bounds[1:-1], bounds[2:], strict=True)
-    ]
-    first = votes(leaves_of(x[: bounds[1]]))
-    return np.concatenate([first, *(job.result() for job in jobs)])
+    return np.concatenate(in_parts(n_rows, parts, lambda a, b: votes(leaves_of(x[a:b]))))
