@@ -2,7 +2,8 @@
 
 ``run`` is the one-node builder the kernel tests share (inputs by position), ``run_named``
 its form with named feeds; ``run_graph`` runs a graph given as nodes and value infos (both
-build on it).
+build on it), and ``graph_model`` is the model it builds, for tests that also hand the bytes
+to onnxruntime or write them to a file.
 """
 
 from __future__ import annotations
@@ -13,6 +14,18 @@ from onnx import TensorProto, helper, numpy_helper
 
 import onnxpy
 from onnxpy.types import elem_type_of
+
+
+def graph_model(nodes, inputs, outputs, imports, *, inits=(), ir_version=None):
+    """The model of ``nodes`` (graph ``inputs`` / ``outputs`` as value infos) importing
+    ``imports`` (domain -> opset version; empty: the installed onnx's default opset).
+    ``ir_version`` None is the installed onnx's, capped at the highest it knows."""
+    graph = helper.make_graph(nodes, "g", inputs, outputs, list(inits))
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid(d, v) for d, v in imports.items()] or None
+    )
+    model.ir_version = min(model.ir_version, onnx.IR_VERSION) if ir_version is None else ir_version
+    return model
 
 
 def run_graph(
@@ -37,11 +50,7 @@ def run_graph(
     inference cannot (the checker wants a shape on every graph output).
     """
     imports = {**(opsets or {}), **({domain: opset} if opset is not None else {})}
-    graph = helper.make_graph(nodes, "g", inputs, outputs, list(inits))
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid(d, v) for d, v in imports.items()] or None
-    )
-    model.ir_version = min(model.ir_version, onnx.IR_VERSION) if ir_version is None else ir_version
+    model = graph_model(nodes, inputs, outputs, imports, inits=inits, ir_version=ir_version)
     if infer_shapes:
         model = onnx.shape_inference.infer_shapes(model)
         for o in model.graph.output:

@@ -16,6 +16,7 @@ from onnx import TensorProto, helper
 
 import onnxpy
 from onnxpy.kernels.ai_onnx_ml import linear
+from tests.kernels import single_node
 
 ML = "ai.onnx.ml"
 
@@ -50,9 +51,8 @@ def _model(coefficients, intercepts, n_features, labels=None, post="NONE", targe
             helper.make_tensor_value_info("L", TensorProto.INT64, [None]),
             helper.make_tensor_value_info("P", TensorProto.FLOAT, [None, width]),
         ]
-    graph = helper.make_graph([node], "linear", [x], outs)
-    opsets = [helper.make_opsetid("", 17), helper.make_opsetid(ML, 1)]
-    return helper.make_model(graph, opset_imports=opsets, ir_version=8).SerializeToString()
+    model = single_node.graph_model([node], [x], outs, {"": 17, ML: 1}, ir_version=8)
+    return model.SerializeToString()
 
 
 def _both(model: bytes, x: np.ndarray):

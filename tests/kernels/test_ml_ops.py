@@ -242,17 +242,16 @@ def test_tree_classifier_one_row_is_the_batch_row_bit_for_bit(post, base):
     ort = pytest.importorskip("onnxruntime")
     attrs = _classifier(post_transform=post, **({"base_values": base} if base else {}))
     node = helper.make_node("TreeEnsembleClassifier", ["X"], ["L", "P"], domain=ML, **attrs)
-    graph = helper.make_graph(
+    model = single_node.graph_model(
         [node],
-        "forest",
         [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 2])],
         [
             helper.make_tensor_value_info("L", TensorProto.INT64, [None]),
             helper.make_tensor_value_info("P", TensorProto.FLOAT, [None, 3]),
         ],
-    )
-    opsets = [helper.make_opsetid("", 17), helper.make_opsetid(ML, 3)]
-    model = helper.make_model(graph, opset_imports=opsets, ir_version=8).SerializeToString()
+        {"": 17, ML: 3},
+        ir_version=8,
+    ).SerializeToString()
     sess = onnxpy.InferenceSession(model)
     oracle = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
     batch = sess.run(None, {"X": X_TREES})

@@ -85,16 +85,13 @@ def test_cdist_kernel_against_onnxruntime(metric, m, n, dtype):
     got = single_node.run("CDist", [a, b], 1, domain=MS, like_input=True, metric=metric)
     elem = TensorProto.FLOAT if dtype == np.float32 else TensorProto.DOUBLE
     node = helper.make_node("CDist", ["A", "B"], ["Y"], domain=MS, metric=metric)
-    graph = helper.make_graph(
+    model = single_node.graph_model(
         [node],
-        "g",
         [helper.make_tensor_value_info(k, elem, v.shape) for k, v in (("A", a), ("B", b))],
         [helper.make_tensor_value_info("Y", elem, None)],
+        {"": 17, MS: 1},
+        ir_version=8,
     )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(MS, 1)]
-    )
-    model.ir_version = 8
     if n:
         expected = ort.InferenceSession(
             model.SerializeToString(), providers=["CPUExecutionProvider"]

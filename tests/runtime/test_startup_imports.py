@@ -15,6 +15,8 @@ import textwrap
 import onnx
 from onnx import TensorProto, helper
 
+from tests.kernels import single_node
+
 _NOT_AT_IMPORT = [
     "logging",  # imported when a message can be shown (runtime/logs.py)
     "concurrent.futures",
@@ -62,19 +64,16 @@ def _forest(path) -> None:
         class_ids=[0, 1],
         class_weights=[1.0, 1.0],
     )
-    graph = helper.make_graph(
+    model = single_node.graph_model(
         [node],
-        "forest",
         [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 2])],
         [
             helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
             helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2]),
         ],
+        {"": 17, "ai.onnx.ml": 3},
+        ir_version=8,
     )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)]
-    )
-    model.ir_version = 8
     onnx.save(model, path)
 
 
